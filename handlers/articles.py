@@ -1,0 +1,73 @@
+"""GET /articles and GET /articles/{article_id}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connexion.lifecycle import ConnexionResponse
+
+from handlers._reply import json_reply, service
+from newsagg.aggregate import FeedPage, FeedRequest, SourceReport
+from newsagg.errors import InvalidInput, NotFound
+from providers.base import Query
+
+ALL_SOURCES = ("newsapi", "guardian", "hackernews")
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 date-time with an offset, as UTC; a 400 for anything else."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+        raise InvalidInput(
+            f"{name}: {value!r} is not an RFC 3339 date-time such as 2026-11-25T08:00:00Z"
+        )
+    return parsed.astimezone(UTC)
+
+
+def _source_json(report: SourceReport) -> dict:
+    body: dict = {"name": report.name, "status": report.status}
+    if report.article_count is not None:
+        body["article_count"] = report.article_count
+    if report.error is not None:
+        body["error"] = {"code": report.error.code, "message": report.error.message}
+    return body
+
+
+def _page_json(page: FeedPage) -> dict:
+    return {
+        "articles": [item.to_json() for item in page.items],
+        "count": len(page.items),
+        "cache_status": page.cache_status,
+        "next_cursor": page.next_cursor,
+        "sources": [_source_json(report) for report in page.sources],
+    }
+
+
+def list_articles(
+    category: str | None = None,
+    q: str | None = None,
+    source: list[str] | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> ConnexionResponse:
+    published_from, published_to = _instant("from", from_), _instant("to", to)
+    if published_from and published_to and published_from > published_to:
+        raise InvalidInput("from: must not be later than to")
+    requested = tuple(name for name in ALL_SOURCES if name in (source or ALL_SOURCES))
+    query = Query(category, q, published_from, published_to)
+    page = service().aggregator.feed(FeedRequest(query, requested, limit, cursor))
+    return json_reply(_page_json(page))
+
+
+def get_article(article_id: int) -> ConnexionResponse:
+    article = service().aggregator.article(article_id)
+    if article is None:
+        raise NotFound(f"No article with id {article_id}.")
+    return json_reply(article)

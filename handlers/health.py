@@ -1,0 +1,8 @@
+from connexion.lifecycle import ConnexionResponse
+
+from handlers._reply import json_reply
+from newsagg import __version__
+
+
+async def get_health() -> ConnexionResponse:
+    return json_reply({"status": "ok", "version": __version__})

@@ -1,0 +1,65 @@
+"""Opaque, signed page cursors.
+
+A cursor holds the sort position of the last article served (published_at, id) — a keyset
+position, so new stories arriving between two page requests neither repeat nor skip
+articles — plus a fingerprint of the query it belongs to. It is signed with a secret kept
+in the database (shared by every worker, stable across restarts), so a client cannot forge
+positions or move a cursor to another query: any change is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+SIGNATURE_BYTES = 16
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    published_at: datetime
+    article_id: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CursorCodec:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+
+    def encode(self, fingerprint: str, position: Position) -> str:
+        payload = json.dumps(
+            [fingerprint, position.published_at.isoformat(), position.article_id],
+            separators=(",", ":"),
+        ).encode()
+        return _b64(self._sign(payload) + payload)
+
+    def decode(self, cursor: str, fingerprint: str) -> Position:
+        try:
+            raw = _unb64(cursor)
+        except ValueError:
+            raise InvalidCursor("cursor is not valid") from None
+        signature, payload = raw[:SIGNATURE_BYTES], raw[SIGNATURE_BYTES:]
+        if not hmac.compare_digest(signature, self._sign(payload)):
+            raise InvalidCursor("cursor is not valid")
+        owner, published_at, article_id = json.loads(payload)
+        if owner != fingerprint:
+            raise InvalidCursor("cursor belongs to a different query")
+        return Position(datetime.fromisoformat(published_at), article_id)

@@ -1,0 +1,78 @@
+"""API keys: generated with `secrets`, stored as a SHA-256 digest, shown once.
+
+A key looks like `nagg_<43 url-safe characters>` (256 random bits). The `nagg_` prefix lets
+secret scanners and humans recognise a leaked key; the display prefix (the first 10
+characters) identifies a key in listings without being usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from newsagg.store import KeyRecord, Store
+
+KEY_MARK = "nagg_"
+DISPLAY_PREFIX_LENGTH = 10
+TIERS = ("basic", "premium", "unlimited")
+BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
+
+
+def digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    record: KeyRecord
+    plaintext: str  # the only time it exists outside the caller's hands
+
+
+class KeyRing:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def create(self, name: str, tier: str = "basic", admin: bool = False) -> NewKey:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}")
+        plaintext = KEY_MARK + secrets.token_urlsafe(32)
+        return NewKey(self._register(plaintext, name, tier, admin), plaintext)
+
+    def ensure_bootstrap_admin(self, plaintext: str) -> None:
+        """Register NEWSAGG_ADMIN_KEY once. A revoked bootstrap key stays revoked."""
+        if self._store.has_digest(digest(plaintext)):
+            return
+        try:
+            self._register(plaintext, BOOTSTRAP_ADMIN_NAME, "unlimited", True)
+        except sqlite3.IntegrityError:
+            pass  # another worker process registered it a moment ago
+
+    def _register(self, plaintext: str, name: str, tier: str, admin: bool) -> KeyRecord:
+        return self._store.add_key(
+            name=name,
+            tier=tier,
+            admin=admin,
+            prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
+            digest=digest(plaintext),
+            created_at=now_iso(),
+        )
+
+    def verify(self, plaintext: str) -> KeyRecord | None:
+        """The active key with this plaintext, or None. Lookup by digest: no plaintext at rest."""
+        return self._store.active_key_by_digest(digest(plaintext))
+
+    def get(self, key_id: int) -> KeyRecord | None:
+        return self._store.active_key(key_id)
+
+    def list(self) -> list[KeyRecord]:
+        return self._store.active_keys()
+
+    def revoke(self, key_id: int) -> bool:
+        return self._store.revoke_key(key_id, now_iso())

@@ -1,0 +1,33 @@
+"""Single-flight: concurrent callers asking for the same key share one call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, Future
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SingleFlight:
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._in_flight: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, key: Hashable, call: Callable[[], T]) -> Future[T]:
+        """The future of the call already running for `key`, or of a new one."""
+        with self._lock:
+            future = self._in_flight.get(key)
+            if future is not None:
+                return future
+            future = self._executor.submit(call)
+            self._in_flight[key] = future
+        future.add_done_callback(lambda done: self._forget(key, done))
+        return future
+
+    def _forget(self, key: Hashable, done: Future) -> None:
+        with self._lock:
+            if self._in_flight.get(key) is done:
+                del self._in_flight[key]

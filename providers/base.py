@@ -1,0 +1,87 @@
+"""Shapes shared by every provider: the canonical article, the query, the failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+CATEGORIES = (
+    "business",
+    "entertainment",
+    "general",
+    "health",
+    "science",
+    "sports",
+    "technology",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One story in the canonical shape, before the store gives it an id."""
+
+    title: str
+    description: str | None
+    url: str  # canonical URL (see providers.text.canonical_url)
+    source: str  # the provider: newsapi, guardian, hackernews
+    publisher: str | None  # the outlet
+    author: str | None
+    image_url: str | None
+    category: str  # one of CATEGORIES
+    published_at: datetime  # timezone-aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a client asked for, in the terms every provider understands."""
+
+    category: str | None = None
+    q: str | None = None
+    published_from: datetime | None = None  # aware UTC, inclusive
+    published_to: datetime | None = None  # aware UTC, inclusive
+
+
+class UpstreamError(Exception):
+    """A provider could not deliver.
+
+    `code` is machine-readable (see ERROR_CODES); `message` is safe to show a client:
+    it never contains a URL with credentials, a key, or a raw upstream body.
+    `retry_after` is the upstream's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+ERROR_CODES = (
+    "upstream_timeout",  # no complete answer within the time budget
+    "upstream_unreachable",  # connection refused, reset, DNS
+    "upstream_auth_failed",  # the upstream refused our credentials (401/403)
+    "upstream_rate_limited",  # 429 or the upstream's rate-limit error code
+    "upstream_error",  # any other error status or in-envelope error
+    "upstream_bad_response",  # not JSON, or JSON of the wrong shape
+)
+
+
+class Provider(Protocol):
+    """An upstream news API, seen from the core."""
+
+    name: str
+    categories: frozenset[str]  # categories it can serve; None-category queries always
+
+    @property
+    def enabled(self) -> bool:
+        """False when the provider lacks its credentials."""
+        ...
+
+    def serves(self, query: Query) -> bool:
+        """Whether this provider has anything to say about the query's category."""
+        ...
+
+    def fetch(self, query: Query, timeout: float) -> list[Article]:
+        """Fetch and normalize; raise UpstreamError. Must return within `timeout` seconds."""
+        ...
