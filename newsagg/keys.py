@@ -7,6 +7,7 @@ characters) identifies a key in listings without being usable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import sqlite3
@@ -49,10 +50,9 @@ class KeyRing:
         """Register NEWSAGG_ADMIN_KEY once. A revoked bootstrap key stays revoked."""
         if self._store.has_digest(digest(plaintext)):
             return
-        try:
+        # Another worker process may register it between the check and the insert.
+        with contextlib.suppress(sqlite3.IntegrityError):
             self._register(plaintext, BOOTSTRAP_ADMIN_NAME, "unlimited", True)
-        except sqlite3.IntegrityError:
-            pass  # another worker process registered it a moment ago
 
     def _register(self, plaintext: str, name: str, tier: str, admin: bool) -> KeyRecord:
         return self._store.add_key(

@@ -103,7 +103,7 @@ class LiveServer:
     def __init__(self, service: Service) -> None:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
-        self.url = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(
             create_app(service=service), log_level="warning", lifespan="off", access_log=False
         )
