@@ -196,10 +196,10 @@ class Aggregator:
             except UpstreamError as exc:
                 reports[name] = self._failed(name, request.query, exc, results)
             except TimeoutError:
+                # The flight goes on and records its own outcome; this request stops waiting.
                 timeout = UpstreamError(
                     "upstream_timeout", f"{name} did not answer within {self._timeout:g} seconds"
                 )
-                self._health.failed(name, timeout.code, timeout.message)
                 reports[name] = self._failed(name, request.query, timeout, results)
             else:
                 results[name] = items
@@ -225,10 +225,11 @@ class Aggregator:
         cached = self._cache.get((provider.name, query))
         if cached is not None and cached.fresh:
             return cached.value  # another flight filled it while this one was queued
+        self._health.admit(provider.name)  # an open breaker or a cool-down fails fast
         try:
             articles = provider.fetch(query, self._timeout)
         except UpstreamError as exc:
-            self._health.failed(provider.name, exc.code, exc.message)
+            self._health.failed(provider.name, exc)
             raise
         except Exception:
             # A bug of ours must not take the feed down; the traceback goes to the log.
@@ -236,7 +237,7 @@ class Aggregator:
             error = UpstreamError(
                 "upstream_bad_response", f"{provider.name} sent an answer newsagg could not read"
             )
-            self._health.failed(provider.name, error.code, error.message)
+            self._health.failed(provider.name, error)
             raise error from None
         ids = self._store.save_articles(
             (a.url, PROVIDER_PRIORITY.index(a.source), article_fields(a)) for a in articles

@@ -64,6 +64,7 @@ ERROR_CODES = (
     "upstream_rate_limited",  # 429 or the upstream's rate-limit error code
     "upstream_error",  # any other error status or in-envelope error
     "upstream_bad_response",  # not JSON, or JSON of the wrong shape
+    "circuit_open",  # not called: it failed too often lately (see newsagg.provider_health)
 )
 
 

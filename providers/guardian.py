@@ -1,0 +1,123 @@
+"""The Guardian Open Platform: /search, sections mapped to categories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.base import CATEGORIES, Article, Query, UpstreamError
+from providers.http import UpstreamClient, status_error
+from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
+
+NAME = "guardian"
+PUBLISHER = "The Guardian"
+PAGE_SIZE = 50  # the Guardian's maximum
+
+SECTION_CATEGORY = {
+    "technology": "technology",
+    "business": "business",
+    "money": "business",
+    "science": "science",
+    "environment": "science",
+    "sport": "sports",
+    "football": "sports",
+    "culture": "entertainment",
+    "film": "entertainment",
+    "music": "entertainment",
+    "tv-and-radio": "entertainment",
+    "books": "entertainment",
+    "stage": "entertainment",
+    "artanddesign": "entertainment",
+    "games": "entertainment",
+    "society": "health",
+}
+
+
+def category_of(section_id: str | None) -> str:
+    return SECTION_CATEGORY.get(section_id or "", "general")
+
+
+def sections_for(category: str) -> str | None:
+    """The `section` filter for a category (`a|b` is OR); None for general (no filter)."""
+    sections = [s for s, c in SECTION_CATEGORY.items() if c == category]
+    return "|".join(sections) or None
+
+
+def _text(fields: dict[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    return html_to_text(value) if isinstance(value, str) else None
+
+
+def _article(item: Any) -> Article | None:
+    if not isinstance(item, dict):
+        return None
+    fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+    title, url = item.get("webTitle"), item.get("webUrl")
+    if not isinstance(title, str) or not isinstance(url, str) or not title.strip():
+        return None
+    thumbnail = fields.get("thumbnail")
+    try:
+        return Article(
+            title=html_to_text(title) or title,
+            description=_text(fields, "trailText"),
+            url=canonical_url(url),
+            source=NAME,
+            publisher=PUBLISHER,
+            author=_text(fields, "byline"),
+            image_url=thumbnail if isinstance(thumbnail, str) and thumbnail else None,
+            category=category_of(item.get("sectionId")),
+            published_at=parse_timestamp(item.get("webPublicationDate")),
+        )
+    except ValueError:
+        return None
+
+
+def normalize(payload: Any) -> list[Article]:
+    response = payload.get("response") if isinstance(payload, dict) else None
+    results = response.get("results") if isinstance(response, dict) else None
+    if not isinstance(results, list) or response.get("status") != "ok":
+        raise UpstreamError("upstream_bad_response", f"{NAME} sent an unexpected answer")
+    return [a for a in (_article(item) for item in results) if a is not None]
+
+
+class GuardianProvider:
+    name = NAME
+    categories = frozenset(CATEGORIES)
+
+    def __init__(self, base_url: str, api_key: str | None) -> None:
+        self._client = UpstreamClient(NAME, base_url)
+        self._api_key = api_key
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._api_key)
+
+    def serves(self, query: Query) -> bool:
+        return query.category is None or query.category in self.categories
+
+    def fetch(self, query: Query, timeout: float) -> list[Article]:
+        # The Guardian only takes its key as a query parameter: UpstreamClient never puts a
+        # URL into a message, so it stays out of errors and logs.
+        params: dict[str, Any] = {
+            "api-key": self._api_key or "",
+            "order-by": "newest",
+            "page-size": PAGE_SIZE,
+            "show-fields": "trailText,byline,thumbnail",
+        }
+        if query.q:
+            params["q"] = query.q
+        if query.category and (sections := sections_for(query.category)):
+            params["section"] = sections
+        if query.published_from:
+            params["from-date"] = query.published_from.date().isoformat()
+        if query.published_to:
+            params["to-date"] = query.published_to.date().isoformat()
+        reply = self._client.get_json("/search", params, {}, timeout)
+        envelope = reply.payload.get("response") if isinstance(reply.payload, dict) else None
+        if reply.status != 200 or (
+            isinstance(envelope, dict) and envelope.get("status") == "error"
+        ):
+            raise status_error(NAME, reply)
+        articles = normalize(reply.payload)
+        if query.category:
+            articles = [a for a in articles if a.category == query.category]
+        return window_filter(articles, query)

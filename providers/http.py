@@ -1,0 +1,143 @@
+"""One pooled HTTP session per provider, a total time budget per call, safe error messages.
+
+`requests` exceptions embed the URL, and the Guardian key travels in the query string, so
+no message built here ever includes a URL, a query string or an upstream body.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from providers.base import UpstreamError
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+CONNECT_TIMEOUT_CAP = 3.05
+MAX_RETRIES = 2
+RETRY_STATUSES = frozenset({502, 503, 504})
+BACKOFF_BASE_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    payload: Any  # decoded JSON
+    retry_after: float | None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class UpstreamClient:
+    def __init__(self, name: str, base_url: str) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "newsagg/1"
+
+    def get_json(
+        self, path: str, params: dict[str, Any], headers: dict[str, str], timeout: float
+    ) -> Reply:
+        """GET and decode JSON, whatever the status; retries 502/503/504 and connection
+        errors with jittered exponential backoff, all within `timeout` seconds in total."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(timeout)
+            try:
+                reply = self._attempt(path, params, headers, remaining)
+            except requests.Timeout:
+                raise self._timeout(timeout) from None
+            except requests.ConnectionError:
+                # A read timeout while streaming the body surfaces as a ConnectionError.
+                if time.monotonic() >= deadline - 0.01:
+                    raise self._timeout(timeout) from None
+                if not self._may_retry(attempt, deadline):
+                    raise UpstreamError(
+                        "upstream_unreachable", f"could not connect to {self.name}"
+                    ) from None
+            except requests.RequestException:
+                raise UpstreamError(
+                    "upstream_error", f"the request to {self.name} failed"
+                ) from None
+            else:
+                if reply.status not in RETRY_STATUSES or not self._may_retry(attempt, deadline):
+                    return reply
+            attempt += 1
+
+    def _may_retry(self, attempt: int, deadline: float) -> bool:
+        """Sleep before the next attempt if one is allowed and fits the budget."""
+        if attempt >= MAX_RETRIES:
+            return False
+        pause = random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt)  # full jitter
+        if time.monotonic() + pause >= deadline:
+            return False
+        time.sleep(pause)
+        return True
+
+    def _timeout(self, timeout: float) -> UpstreamError:
+        return UpstreamError(
+            "upstream_timeout", f"{self.name} did not answer within {timeout:g} seconds"
+        )
+
+    def _attempt(
+        self, path: str, params: dict[str, Any], headers: dict[str, str], remaining: float
+    ) -> Reply:
+        with self.session.get(
+            self.base_url + path,
+            params=params,
+            headers=headers,
+            timeout=(min(CONNECT_TIMEOUT_CAP, remaining), remaining),
+            stream=True,
+        ) as response:
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    break
+            status, retry_after = response.status_code, response.headers.get("Retry-After")
+        if len(body) > MAX_BODY_BYTES:
+            raise UpstreamError("upstream_bad_response", f"{self.name} sent an oversized answer")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            if status >= 400:
+                payload = None  # an error page; the status says enough
+            else:
+                raise UpstreamError(
+                    "upstream_bad_response", f"{self.name} answered {status} with invalid JSON"
+                ) from None
+        return Reply(status, payload, parse_retry_after(retry_after))
+
+
+def status_error(name: str, reply: Reply, upstream_code: str | None = None) -> UpstreamError:
+    """The UpstreamError for an error answer; `upstream_code` is the provider's own code."""
+    label = f"{name} answered {reply.status}" + (f" ({upstream_code})" if upstream_code else "")
+    if reply.status in (401, 403):
+        return UpstreamError("upstream_auth_failed", label)
+    if reply.status == 429 or upstream_code == "rateLimited":
+        return UpstreamError("upstream_rate_limited", label, reply.retry_after)
+    return UpstreamError("upstream_error", label)

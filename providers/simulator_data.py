@@ -1,0 +1,399 @@
+"""The simulator's synthetic news: invented stories, in each upstream's raw shape.
+
+Timestamps are minutes before "now", computed per request, so the data is always recent.
+Every quirk the normalizers handle is here: NewsAPI removed items, ` - Publisher` title
+suffixes, truncated content, google-news redirects, stories relayed between providers
+with tracking parameters (so deduplication has work to do), Guardian items with missing
+`fields`, HTML and entities, string numbers, Hacker News Ask HN posts without a URL, and
+comments with a null title.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# (section, headline, trail text with HTML, byline) — The Guardian's own stories.
+GUARDIAN_STORIES = [
+    (
+        "technology",
+        "Chip designers turn to light to cut datacentre power",
+        "<p>Photonic links promise <strong>half</strong> the watts per bit.</p>",
+        "Alex Hern",
+    ),
+    (
+        "technology",
+        "Open-source maintainers win funding pledge from cloud firms",
+        "Three providers commit &pound;20m to critical libraries.",
+        "Dan Milmo",
+    ),
+    (
+        "technology",
+        "Why your phone&#8217;s battery now lasts a week",
+        "<p>Silicon anodes reach the mass market.</p>",
+        None,
+    ),
+    (
+        "business",
+        "Retail sales rise for third month as shoppers return",
+        "Figures beat forecasts &amp; lift the pound.",
+        "Richard Partington",
+    ),
+    (
+        "money",
+        "Savings rates fall behind inflation again",
+        "<p>What savers can do about it.</p>",
+        "Hilary Osborne",
+    ),
+    (
+        "science",
+        "Astronomers map the coldest known brown dwarf",
+        "Webb telescope finds an object at &minus;30C.",
+        "Ian Sample",
+    ),
+    (
+        "environment",
+        "Wind farms supplied half of Europe&#8217;s power in October",
+        None,
+        "Fiona Harvey",
+    ),
+    (
+        "sport",
+        "Underdogs reach cup final after penalty shootout",
+        "<p>A night to remember in the north.</p>",
+        "Barney Ronay",
+    ),
+    (
+        "football",
+        "Transfer window: clubs brace for record January",
+        "Spending could pass &euro;2bn.",
+        None,
+    ),
+    (
+        "film",
+        "Quiet science-fiction drama tops the box office",
+        "<p>A surprise hit with <em>no</em> explosions.</p>",
+        "Peter Bradshaw",
+    ),
+    (
+        "music",
+        "Veteran band announce farewell tour",
+        "Forty dates across three continents.",
+        "Laura Snapes",
+    ),
+    (
+        "books",
+        "Debut novel wins first-book prize",
+        "<p>Judges praise its &ldquo;fearless&rdquo; voice.</p>",
+        None,
+    ),
+    (
+        "society",
+        "GP waiting times fall in pilot areas",
+        "Same-day appointments rise by a third.",
+        "Denis Campbell",
+    ),
+    (
+        "world",
+        "Coastal cities agree shared flood defence plan",
+        "<p>Twelve mayors sign the accord.</p>",
+        "Damian Carrington",
+    ),
+    ("politics", "Parliament debates four-day week trial", None, None),
+    (
+        "games",
+        "Indie studio&#8217;s puzzle game sells a million copies",
+        "<p>Made by four people in two years.</p>",
+        "Keza MacDonald",
+    ),
+]
+
+# (category, publisher, headline, description) — NewsAPI's own stories.
+NEWSAPI_STORIES = [
+    (
+        "technology",
+        "Ars Technica",
+        "New compiler cuts build times by 40 percent",
+        "Incremental linking comes to the mainstream toolchain.",
+    ),
+    (
+        "technology",
+        "The Verge",
+        "Foldable laptops finally get affordable",
+        "Three models now cost under $1,000.",
+    ),
+    (
+        "technology",
+        "Wired",
+        "Inside the race to build a quantum network",
+        "Entangled links now span 100 km of fiber.",
+    ),
+    ("technology", "TechCrunch", "Startup raises $50M for battery recycling robots", None),
+    (
+        "business",
+        "Reuters",
+        "Central bank holds rates, signals cut in spring",
+        "Policymakers cite cooling inflation.",
+    ),
+    (
+        "business",
+        "Bloomberg",
+        "Shipping costs drop as new vessels enter service",
+        "Container rates fall 12 percent.",
+    ),
+    (
+        "entertainment",
+        "Variety",
+        "Streaming service renews hit comedy for fourth season",
+        "Production resumes in March.",
+    ),
+    ("entertainment", "Billboard", "Surprise album tops charts in 30 countries", None),
+    (
+        "general",
+        "Associated Press",
+        "Volunteers restore historic lighthouse",
+        "The 1870 tower shines again.",
+    ),
+    (
+        "health",
+        "STAT",
+        "Trial shows new malaria vaccine 80 percent effective",
+        "Results from a three-year study.",
+    ),
+    ("health", "Healthline", "Study links short walks after meals to better sleep", None),
+    (
+        "science",
+        "Science News",
+        "Bees can count to five, experiment suggests",
+        "Researchers used sugar rewards.",
+    ),
+    (
+        "science",
+        "New Scientist",
+        "Ancient river found beneath Antarctic ice",
+        "Radar maps a 400 km channel.",
+    ),
+    ("sports", "ESPN", "Marathon record falls in cool conditions", "A new mark by 14 seconds."),
+    ("sports", "BBC Sport", "Tennis star announces comeback after injury", None),
+]
+
+# (title, url or None, story_text HTML or None, author) — Hacker News stories.
+HN_STORIES = [
+    (
+        "Show HN: A tiny SQL database in 500 lines of C",
+        "https://github.com/example/tinysql",
+        None,
+        "pg_fan",
+    ),
+    (
+        "Ask HN: How do you keep on-call sustainable?",
+        None,
+        "<p>We&#x27;re a team of five &amp; rotate weekly.</p><p>What works for you?</p>",
+        "tired_sre",
+    ),
+    (
+        "The unreasonable effectiveness of boring technology",
+        "https://blog.example.dev/boring-tech/",
+        None,
+        "mcfunley",
+    ),
+    (
+        "Rust 2.0 roadmap published",
+        "https://blog.rust-lang.example/2026/11/roadmap.html#plan",
+        None,
+        "steveklabnik",
+    ),
+    (
+        "Ask HN: Best resources to learn compilers in 2026?",
+        None,
+        "<p>I know <i>some</i> Lisp.</p>",
+        "learner42",
+    ),
+    (
+        "A visual guide to TCP congestion control",
+        "http://Networking.Example.com/tcp-guide?utm_source=hn",
+        None,
+        "vint",
+    ),
+    (
+        "Why we moved off microservices",
+        "https://engineering.example.com/monolith?ref=hackernews",
+        None,
+        "dhh_fan",
+    ),
+    ("Tell HN: Our side project hit 10k users", None, None, "indiehacker"),
+]
+
+
+def _iso(moment: datetime, style: str = "Z") -> str:
+    if style == "ms":
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    if style == "offset":
+        return moment.isoformat(timespec="seconds")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "-" for c in text.lower().replace("&#8217;", ""))
+    return "-".join(part for part in keep.split("-") if part)[:60]
+
+
+def _ago(now: datetime, minutes: int) -> datetime:
+    return (now - timedelta(minutes=minutes)).replace(microsecond=0)
+
+
+def guardian_results(now: datetime) -> list[dict[str, Any]]:
+    results = []
+    for i, (section, title, trail, byline) in enumerate(GUARDIAN_STORIES):
+        published = _ago(now, 23 + i * 53)
+        path = f"{section}/{published:%Y/%b/%d}/{_slug(title)}".lower()
+        item: dict[str, Any] = {
+            "id": path,
+            "type": "article",
+            "sectionId": section,
+            "sectionName": section.replace("-", " ").title(),
+            "webPublicationDate": _iso(published),
+            "webTitle": title,
+            "webUrl": f"https://www.theguardian.com/{path}",
+            "apiUrl": f"https://content.guardianapis.com/{path}",
+            "isHosted": False,
+            "pillarName": "News",
+        }
+        if i % 5 != 4:  # every fifth item comes without `fields` at all
+            fields: dict[str, Any] = {"wordcount": str(400 + 37 * i), "isPremoderated": "false"}
+            if trail is not None:
+                fields["trailText"] = trail
+            if byline is not None:
+                fields["byline"] = byline
+            if i % 3 == 0:
+                fields["thumbnail"] = f"https://media.guim.example/{i}/500.jpg"
+            item["fields"] = fields
+        results.append(item)
+    return results
+
+
+def newsapi_articles(now: datetime) -> list[dict[str, Any]]:
+    articles = []
+    for i, (category, publisher, title, description) in enumerate(NEWSAPI_STORIES):
+        published = _ago(now, 11 + i * 61)
+        host = _slug(publisher).replace("-", "")
+        articles.append(
+            {
+                "source": {"id": _slug(publisher), "name": publisher},
+                "author": f"Staff at {publisher}" if i % 2 else None,
+                "title": f"{title} - {publisher}",
+                "description": description,
+                "url": f"https://www.{host}.example/{published:%Y/%m}/{_slug(title)}",
+                "urlToImage": f"https://img.example/{i}.jpg" if i % 3 else None,
+                "publishedAt": _iso(published, "offset" if i % 4 == 0 else "Z"),
+                "content": f"{description or title} Lorem ipsum dolor… [+{1200 + i} chars]",
+                "category": category,
+            }
+        )
+    # Relays of Guardian stories, with the URL variants that canonicalisation removes.
+    variants = ["?utm_source=newsapi&CMP=share_btn_tw", "/", "#comments"]
+    for i, story in enumerate(guardian_results(now)[:6]):
+        url = story["webUrl"] + variants[i % 3]
+        if i % 2:
+            url = url.replace("https://www.", "http://WWW.")
+        articles.append(
+            {
+                "source": {"id": "the-guardian-uk", "name": "The Guardian"},
+                "author": None,
+                "title": story["webTitle"].replace("&#8217;", "'") + " - The Guardian",
+                "description": "Relayed story.",
+                "url": url,
+                "urlToImage": None,
+                "publishedAt": story["webPublicationDate"],
+                "content": None,
+                "category": _guardian_category(story["sectionId"]),
+            }
+        )
+    # A google-news redirect item, and NewsAPI's removed placeholders.
+    articles.append(
+        {
+            "source": {"id": "google-news", "name": "Google News"},
+            "author": None,
+            "title": "City council approves new cycle lanes - Google News",
+            "description": None,
+            "url": "https://news.google.com/rss/articles/CBMiK2h0dHBzOi8vZXhhbXBsZS5jb20vY3ljbGUtbGFuZXPSAQA",
+            "urlToImage": None,
+            "publishedAt": _iso(_ago(now, 95)),
+            "content": None,
+            "category": "general",
+        }
+    )
+    removed = {
+        "source": {"id": None, "name": "[Removed]"},
+        "author": None,
+        "title": "[Removed]",
+        "description": "[Removed]",
+        "url": "https://removed.com",
+        "urlToImage": None,
+        "publishedAt": "1970-01-01T00:00:00Z",
+        "content": "[Removed]",
+    }
+    articles.insert(3, {**removed, "category": "technology"})
+    articles.insert(9, {**removed, "category": "general"})
+    return articles
+
+
+def _guardian_category(section: str) -> str:
+    from providers.guardian import category_of
+
+    return category_of(section)
+
+
+def hackernews_hits(now: datetime) -> list[dict[str, Any]]:
+    hits = []
+    links = [
+        story["webUrl"] + "?utm_medium=social&fbclid=abc" for story in guardian_results(now)[:2]
+    ]
+    links += [a["url"] + "?ref=hn" for a in newsapi_articles(now)[:2]]
+    stories = list(HN_STORIES) + [
+        (
+            f"Discussion: {url.rsplit('/', 1)[-1].split('?')[0].replace('-', ' ')}",
+            url,
+            None,
+            "linker",
+        )
+        for url in links
+    ]
+    for i, (title, url, text, author) in enumerate(stories):
+        created = _ago(now, 7 + i * 41)
+        object_id = str(41_000_000 + i)
+        hits.append(
+            {
+                "objectID": object_id,
+                "title": title,
+                "url": url,
+                "author": author,
+                "points": 10 + 13 * i,
+                "num_comments": 3 * i,
+                "story_text": text,
+                "created_at": _iso(created, "ms"),
+                "created_at_i": int(created.timestamp()),
+                "_tags": ["story", f"author_{author}", f"story_{object_id}"]
+                + (["ask_hn"] if title.startswith("Ask HN") else []),
+            }
+        )
+        hits.append(  # a comment on it: only filtered out by tags=story
+            {
+                "objectID": str(42_000_000 + i),
+                "title": None,
+                "url": None,
+                "author": "commenter",
+                "points": None,
+                "num_comments": None,
+                "story_text": None,
+                "comment_text": "<p>Great write-up!</p>",
+                "created_at": _iso(created + timedelta(minutes=3), "ms"),
+                "created_at_i": int((created + timedelta(minutes=3)).timestamp()),
+                "_tags": ["comment", "author_commenter", f"story_{object_id}"],
+            }
+        )
+    return hits
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
