@@ -16,23 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import connexion
+import yaml
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware import MiddlewarePosition
 from connexion.problem import problem
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
+from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
 from newsagg.ratelimit import Standing
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
+from newsagg.validation import NamedParameterValidator
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 STATE_KEY = "newsagg"
 # Operations that do not count against the rate limit (clients poll it to read their standing).
-UNCOUNTED_OPERATIONS = frozenset({"getMe"})
+UNCOUNTED_OPERATIONS = frozenset({"handlers.me.getMe"})  # as Connexion resolves it
 
 
 @dataclass(slots=True)
@@ -142,6 +145,23 @@ def resolve_handler(operation_id: str) -> Any:
     return get_function_from_name(f"{module}.{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}")
 
 
+def method_not_allowed_handler(spec_paths: dict[str, Any]) -> Any:
+    """A 405 whose `Allow` lists every method of the path (Connexion lists only the first
+    route's), computed once from the spec."""
+    allowed = []
+    for template, item in spec_paths.items():
+        pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", template) + "/?$")
+        methods = sorted(m.upper() for m in item if m in ("get", "post", "put", "patch", "delete"))
+        allowed.append((pattern, ", ".join(methods)))
+
+    def handle(request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
+        allow = next((m for pattern, m in allowed if pattern.match(request.url.path)), "")
+        detail = f"{request.method} is not allowed here; use {allow}."
+        return problem(405, "Method Not Allowed", detail, headers={"Allow": allow})
+
+    return handle
+
+
 def create_app(
     settings: Settings | None = None, service: Service | None = None
 ) -> connexion.AsyncApp:
@@ -153,11 +173,13 @@ def create_app(
         yield
         service.close()
 
+    spec = yaml.safe_load(SPEC_PATH.read_text())
     app = connexion.AsyncApp(__name__, lifespan=lifespan, pythonic_params=True)
     app.add_api(
-        SPEC_PATH,
+        spec,
         strict_validation=True,
         resolver=Resolver(function_resolver=resolve_handler),
+        validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
     )  # Swagger UI at /ui, spec at /openapi.json
     app.add_middleware(
         ServiceMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, service=service
@@ -167,6 +189,7 @@ def create_app(
     app.add_error_handler(BadRequestProblem, _bad_request)
     app.add_error_handler(401, _unauthorized)
     app.add_error_handler(UnicodeDecodeError, _undecodable_body)
+    app.add_error_handler(405, method_not_allowed_handler(spec["paths"]))
     return app
 
 

@@ -3,7 +3,9 @@ schemathesis (every check, every phase, stateful over the OpenAPI links) finds n
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 
 import pytest
 import schemathesis
@@ -13,6 +15,9 @@ from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
 from newsagg.app import SPEC_PATH, create_app, resolve_handler
+from newsagg.service import build_service
+from newsagg.settings import Settings
+from providers.simulator import Simulator
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +60,50 @@ def test_the_app_serves_its_spec_and_swagger_ui(client):
     assert client.get("/ui/").status_code == 200
 
 
-@pytest.fixture
-def contract(service, admin_headers):
-    app = create_app(service=service)
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    schema.config.headers = admin_headers  # every operation, admin ones included
-    return schema
+ROOT = SPEC_PATH.parent.parent
+
+# The fuzzed service: built at import because schemathesis collects its cases from the
+# app then. Its own simulator and database, stopped when the module's tests are done.
+_simulator = Simulator()
+_simulator.start()
+_service = build_service(
+    Settings(
+        database=os.path.join(tempfile.mkdtemp(prefix="newsagg-contract-"), "db.sqlite3"),
+        newsapi_url=_simulator.base_url("newsapi"),
+        guardian_url=_simulator.base_url("guardian"),
+        hackernews_url=_simulator.base_url("hackernews"),
+        newsapi_key=_simulator.newsapi_key,
+        guardian_key=_simulator.guardian_key,
+        upstream_timeout=2.0,
+    )
+)
+ADMIN = {
+    "Authorization": f"Bearer {_service.keys.create('fuzz', 'unlimited', admin=True).plaintext}"
+}
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    create_app(service=_service),
+    config=schemathesis.config.SchemathesisConfig.from_path(ROOT / "schemathesis.toml"),
+)
+# Given as configuration, not per call, so the negative-auth cases can still leave it out.
+schema.config.update(headers=ADMIN)
 
 
-schema = schemathesis.pytest.from_fixture("contract")
+@pytest.fixture(scope="module", autouse=True)
+def _stop_fuzzed_service():
+    yield
+    _service.close()
+    _simulator.stop()
 
 
 @schema.parametrize()
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_operations_conform_to_the_contract(case, admin_headers):
-    case.call_and_validate(headers=admin_headers)
+def test_operations_conform_to_the_contract(case):
+    case.call_and_validate()
 
 
-def test_key_lifecycle_through_links_conforms(contract):
-    machine = contract.as_state_machine()
-    machine.run(
+def test_key_lifecycle_through_links_conforms():
+    schema.as_state_machine().run(
         settings=hypothesis_settings(
             max_examples=30,
             stateful_step_count=6,
