@@ -7,7 +7,7 @@ from typing import Any
 from connexion.lifecycle import ConnexionResponse
 
 from handlers._reply import json_reply, service
-from newsagg.errors import NotFound
+from newsagg.errors import Conflict, NotFound
 from newsagg.store import KeyRecord
 
 
@@ -45,7 +45,9 @@ def get_key(key_id: int) -> ConnexionResponse:
     return json_reply(key_json(record))
 
 
-def revoke_key(key_id: int) -> ConnexionResponse:
+def revoke_key(key_id: int, token_info: dict[str, Any]) -> ConnexionResponse:
+    if token_info["key"].id == key_id:
+        raise Conflict("A key cannot revoke itself; use another admin key.")
     if not service().keys.revoke(key_id):
         raise NotFound(f"No active key with id {key_id}.")
     return ConnexionResponse(status_code=204)

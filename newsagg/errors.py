@@ -27,6 +27,11 @@ class NotFound(ServiceError):
     title = "Not Found"
 
 
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflict"
+
+
 class RateLimited(ServiceError):
     status = 429
     title = "Too Many Requests"

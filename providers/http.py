@@ -7,6 +7,7 @@ no message built here ever includes a URL, a query string or an upstream body.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ CONNECT_TIMEOUT_CAP = 3.05
 MAX_RETRIES = 2
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE_SECONDS = 0.1
+
+# urllib3 logs every request line, query string included, at DEBUG: with the Guardian key
+# in the query that would put a credential in the log of anyone who turns on debug logging.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,14 @@ def test_bad_key_bodies_are_4xx_and_create_nothing(
     assert client.get("/keys", headers=admin_headers).json()["keys"] == before
 
 
+def test_a_key_cannot_revoke_itself(client, admin_headers):
+    me = client.get("/me", headers=admin_headers).json()["key"]
+    response = client.delete(f"/keys/{me['id']}", headers=admin_headers)
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert client.get("/keys", headers=admin_headers).status_code == 200
+
+
 def test_bootstrap_admin_key_from_settings(make_service, bearer):
     service = make_service(admin_key="nagg_bootstrap-secret-for-tests-only-0123456789")
     with create_app(service=service).test_client() as c:
