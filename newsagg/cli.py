@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from newsagg.keys import TIERS, KeyRing
@@ -13,6 +14,8 @@ from newsagg.store import Store
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Connexion imports Starlette's test client, which warns about httpx; not ours to fix.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     import uvicorn
 
     from newsagg.service import start_demo_simulator

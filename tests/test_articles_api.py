@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
 from datetime import datetime, timedelta
 
 import pytest
+import requests
 
 from newsagg.app import create_app
 from providers.simulator import Fault
@@ -242,21 +245,21 @@ def test_a_hanging_provider_is_cut_off_at_the_budget(client, user_headers, simul
     assert body["count"] > 0
 
 
-def test_concurrent_identical_misses_share_one_upstream_call(live_server, user_headers, simulator):
-    import concurrent.futures
-
-    import requests
-
+def test_100_concurrent_identical_misses_make_one_upstream_call_each(
+    live_server, user_headers, simulator
+):
     for name in ("newsapi", "guardian", "hackernews"):
         simulator.set_fault(name, Fault("latency", delay=0.3))
     url = f"{live_server.url}/articles?category=technology"
-    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(
-            pool.map(
-                lambda _: requests.get(url, headers=user_headers, timeout=10).status_code, range(20)
-            )
-        )
-    assert statuses == [200] * 20
+    start = threading.Barrier(100)
+
+    def fetch(_: int) -> int:
+        start.wait(timeout=10)  # all 100 go at once
+        return requests.get(url, headers=user_headers, timeout=10).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
+        statuses = list(pool.map(fetch, range(100)))
+    assert statuses == [200] * 100
     assert [simulator.calls(n) for n in ("newsapi", "guardian", "hackernews")] == [1, 1, 1]
 
 

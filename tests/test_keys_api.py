@@ -172,3 +172,28 @@ def test_sources_lists_every_provider(client, user_headers):
         "technology",
     ]
     assert all(s["enabled"] for s in sources)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/articles?category=%FF%FE", {}),
+        ("/articles?q=%00%01", {}),
+        ("/articles/abc", {}),
+        ("/articles/0", {}),
+        ("/articles/99999999999999999999999", {}),
+        ("/keys/-1", {}),
+        ("/articles?limit=1&limit=2&limit=99999999999999999999", {}),
+        ("/articles", {"Content-Type": "application/xml"}),
+    ],
+)
+def test_odd_input_is_a_4xx_never_a_500(client, admin_headers, path, headers):
+    response = client.get(path, headers=admin_headers | headers)
+    assert 400 <= response.status_code < 500 or response.status_code == 200
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_oversize_authorization_header_is_refused_not_crashed(client):
+    response = client.get("/articles", headers={"Authorization": "Bearer " + "x" * 20_000})
+    assert response.status_code == 401
