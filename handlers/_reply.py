@@ -1,7 +1,8 @@
-"""Building replies: explicit content types, and the service behind the current request."""
+"""Building replies: explicit content types, ETags, and the service behind the request."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -16,15 +17,48 @@ def service() -> Service:
     return request_state(request.scope).service
 
 
+def _json_bytes(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def json_reply(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> ConnexionResponse:
     # An explicit content type: the spec declares problem+json beside application/json,
     # and Connexion will not guess between them (connexion#1956).
+    return _bytes_reply(_json_bytes(body), status, headers)
+
+
+def _bytes_reply(payload: bytes, status: int, headers: dict[str, str] | None) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
         content_type="application/json",
         mimetype="application/json",
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        body=payload,
         headers=headers,
     )
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against a list of ETags, or `*`."""
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in candidates or etag.removeprefix("W/") in candidates
+
+
+def cacheable_reply(body: dict[str, Any]) -> ConnexionResponse:
+    """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already.
+
+    The ETag is weak and leaves out `cache_status`: a page served from the cache is the same
+    content as when it was fetched, only the note on how it was produced differs.
+    """
+    payload = _json_bytes(body)
+    content = {name: value for name, value in body.items() if name != "cache_status"}
+    etag = 'W/"' + hashlib.sha256(_json_bytes(content)).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        # private: the answer depends on the caller's key; fresh as long as our own cache.
+        "Cache-Control": f"private, max-age={int(service().settings.cache_ttl)}",
+    }
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return ConnexionResponse(status_code=304, headers=headers)
+    return _bytes_reply(payload, 200, headers)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import json_reply, service
+from handlers._reply import cacheable_reply, service
 from newsagg.aggregate import FeedPage, FeedRequest, SourceReport
 from newsagg.errors import InvalidInput, NotFound
 from providers.base import Query
@@ -63,11 +63,11 @@ def list_articles(
     requested = tuple(name for name in ALL_SOURCES if name in (source or ALL_SOURCES))
     query = Query(category, q, published_from, published_to)
     page = service().aggregator.feed(FeedRequest(query, requested, limit, cursor))
-    return json_reply(_page_json(page))
+    return cacheable_reply(_page_json(page))
 
 
 def get_article(article_id: int) -> ConnexionResponse:
     article = service().aggregator.article(article_id)
     if article is None:
         raise NotFound(f"No article with id {article_id}.")
-    return json_reply(article)
+    return cacheable_reply(article)

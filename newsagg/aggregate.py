@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
+from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
 from newsagg.store import Store
 from providers.base import Article, Provider, Query, UpstreamError
@@ -125,7 +125,7 @@ class Aggregator:
         cursors: CursorCodec,
         timeout: float,
         single_flight: Callable[[Any, Callable[[], Any]], Future],
-        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics,
     ) -> None:
         self.providers = {p.name: p for p in providers}
         self._store = store
@@ -134,7 +134,7 @@ class Aggregator:
         self._cursors = cursors
         self._timeout = timeout
         self._single_flight = single_flight
-        self._clock = clock
+        self._metrics = metrics
 
     def feed(self, request: FeedRequest) -> FeedPage:
         position = self._position(request)
@@ -182,9 +182,11 @@ class Aggregator:
             else:
                 cached = self._cache.get((name, request.query))
                 if cached is not None and cached.fresh:
+                    self._metrics.cache_lookups.labels("hit").inc()
                     results[name] = cached.value
                     reports[name] = SourceReport(name, "ok", len(cached.value), from_cache=True)
                 else:
+                    self._metrics.cache_lookups.labels("miss").inc()
                     pending[name] = self._single_flight(
                         (name, request.query), lambda p=provider: self._fetch(p, request.query)
                     )
@@ -217,6 +219,7 @@ class Aggregator:
         cached = self._cache.get((name, query))
         if cached is None:
             return SourceReport(name, "error", error=error)
+        self._metrics.cache_lookups.labels("stale").inc()
         results[name] = cached.value
         return SourceReport(name, "stale", len(cached.value), error=error, from_cache=True)
 
@@ -226,12 +229,15 @@ class Aggregator:
         if cached is not None and cached.fresh:
             return cached.value  # another flight filled it while this one was queued
         self._health.admit(provider.name)  # an open breaker or a cool-down fails fast
+        calls = self._metrics.upstream_calls
         try:
             articles = provider.fetch(query, self._timeout)
         except UpstreamError as exc:
+            calls.labels(provider.name, exc.code).inc()
             self._health.failed(provider.name, exc)
             raise
         except Exception:
+            calls.labels(provider.name, "upstream_bad_response").inc()
             # A bug of ours must not take the feed down; the traceback goes to the log.
             log.exception("provider %s failed unexpectedly", provider.name)
             error = UpstreamError(
@@ -244,6 +250,7 @@ class Aggregator:
         )
         items = tuple(FeedItem(i, a) for i, a in zip(ids, articles, strict=True))
         self._cache.put((provider.name, query), items)
+        calls.labels(provider.name, "ok").inc()
         self._health.succeeded(provider.name)
         return items
 

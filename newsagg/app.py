@@ -24,9 +24,11 @@ from connexion.problem import problem
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 from connexion.validators import VALIDATOR_MAP
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
+from newsagg.observability import ObservabilityMiddleware
 from newsagg.ratelimit import Standing
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
@@ -34,6 +36,16 @@ from newsagg.validation import NamedParameterValidator
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 STATE_KEY = "newsagg"
+# Response headers a browser script may read (CORS hides all but a few by default).
+CORS_EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+)
 # Operations that do not count against the rate limit (clients poll it to read their standing).
 UNCOUNTED_OPERATIONS = frozenset({"handlers.me.getMe"})  # as Connexion resolves it
 
@@ -181,6 +193,22 @@ def create_app(
         resolver=Resolver(function_resolver=resolve_handler),
         validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
     )  # Swagger UI at /ui, spec at /openapi.json
+    # Added in order from the outside in: each goes just before the exception middleware.
+    app.add_middleware(
+        ObservabilityMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        metrics=service.metrics,
+    )
+    if service.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            allow_origins=list(service.settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=[*CORS_EXPOSED_HEADERS],
+            max_age=600,
+        )
     app.add_middleware(
         ServiceMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, service=service
     )

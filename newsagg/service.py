@@ -9,6 +9,7 @@ from newsagg.aggregate import Aggregator, FeedItem, new_executor
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.keys import KeyRing
+from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
 from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter
 from newsagg.settings import Settings
@@ -29,6 +30,7 @@ class Service:
     limiter: RateLimiter
     health: ProviderHealth
     aggregator: Aggregator
+    metrics: Metrics
     simulator: Simulator | None = None
 
     def close(self) -> None:
@@ -69,6 +71,7 @@ def build_service(settings: Settings) -> Service:
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
     health = ProviderHealth()
+    metrics = Metrics()
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
     aggregator = Aggregator(
         providers=make_providers(settings),
@@ -78,5 +81,8 @@ def build_service(settings: Settings) -> Service:
         cursors=CursorCodec(bytes.fromhex(cursor_secret)),
         timeout=settings.upstream_timeout,
         single_flight=SingleFlight(new_executor()).submit,
+        metrics=metrics,
     )
-    return Service(settings, store, keys, SlidingWindowLimiter(), health, aggregator, simulator)
+    return Service(
+        settings, store, keys, SlidingWindowLimiter(), health, aggregator, metrics, simulator
+    )

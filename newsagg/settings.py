@@ -55,6 +55,7 @@ class Settings:
     cache_max_stale: float = 3600.0  # how long past its TTL a result may be served on error
     upstream_timeout: float = 5.0
     demo: bool = False
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
     # Hourly request limit per tier; None means no limit.
     rate_limits: dict[str, int | None] = field(
         default_factory=lambda: {"basic": 100, "premium": 1000, "unlimited": None}
@@ -75,6 +76,9 @@ class Settings:
             cache_max_stale=_number(env, "NEWSAGG_CACHE_MAX_STALE", 3600.0, 0.0),
             upstream_timeout=_number(env, "NEWSAGG_UPSTREAM_TIMEOUT", 5.0, 0.1),
             demo=env.get("NEWSAGG_DEMO", "") not in ("", "0", "false", "no"),
+            cors_origins=tuple(
+                o.strip() for o in env.get("NEWSAGG_CORS_ORIGINS", "").split(",") if o.strip()
+            ),
             rate_limits={
                 "basic": _optional_int(env, "NEWSAGG_RATE_LIMIT_BASIC", 100),
                 "premium": _optional_int(env, "NEWSAGG_RATE_LIMIT_PREMIUM", 1000),

@@ -77,16 +77,23 @@ _service = build_service(
         upstream_timeout=2.0,
     )
 )
-ADMIN = {
-    "Authorization": f"Bearer {_service.keys.create('fuzz', 'unlimited', admin=True).plaintext}"
-}
+ADMIN_KEY = _service.keys.create("fuzz", "unlimited", admin=True).plaintext
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
     create_app(service=_service),
     config=schemathesis.config.SchemathesisConfig.from_path(ROOT / "schemathesis.toml"),
 )
-# Given as configuration, not per call, so the negative-auth cases can still leave it out.
-schema.config.update(headers=ADMIN)
+
+
+# An auth provider, not fixed headers: schemathesis then knows what the credentials are
+# and its negative-auth checks can replace them with bad ones.
+@schema.auth(refresh_interval=None, retry_on=[])
+class AdminKey:
+    def get(self, case, context):
+        return ADMIN_KEY
+
+    def set(self, case, data, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 @pytest.fixture(scope="module", autouse=True)

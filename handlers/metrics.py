@@ -1,0 +1,17 @@
+"""GET /metrics (admin keys only; enforced by the adminBearerAuth scheme)."""
+
+from __future__ import annotations
+
+from connexion.lifecycle import ConnexionResponse
+
+from handlers._reply import service
+from newsagg.metrics import CONTENT_TYPE
+
+
+def get_metrics() -> ConnexionResponse:
+    return ConnexionResponse(
+        status_code=200,
+        content_type=CONTENT_TYPE,
+        mimetype="text/plain",
+        body=service().metrics.exposition(),
+    )

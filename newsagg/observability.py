@@ -1,0 +1,95 @@
+"""Request ids, one structured access log line per request, and request metrics.
+
+The outermost middleware: it sees every answer, errors included. The request id is kept
+in a context variable so every log line written while serving the request can carry it
+(see RequestIdFilter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsagg.metrics import Metrics
+
+REQUEST_ID_HEADER = b"x-request-id"
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+access_log = logging.getLogger("newsagg.access")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record, for formats that print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+def _incoming_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER and VALID_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex  # absent or unusable (a client's id could forge log lines)
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_id(scope)
+        token = request_id.set(rid)
+        # Connexion copies the scope on its way in; a dict created here is shared with the
+        # copies, so routing and authentication results written into it are visible below.
+        extensions = scope.setdefault("extensions", {})
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, rid.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            routed = extensions.get("connexion_routing", {}).get("operation_id")
+            operation = routed.rsplit(".", 1)[-1] if routed else "unrouted"
+            token_info = extensions.get("connexion_context", {}).get("token_info") or {}
+            key = token_info.get("key")
+            self.metrics.requests.labels(operation, str(status)).inc()
+            self.metrics.latency.labels(operation).observe(elapsed)
+            access_log.info(
+                json.dumps(
+                    {
+                        "event": "access",
+                        "request_id": rid,
+                        "method": scope["method"],
+                        "path": scope["path"],  # no query string: it may hold search text
+                        "operation": operation,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "key_prefix": key.prefix if key is not None else None,
+                    },
+                    separators=(",", ":"),
+                )
+            )
+            request_id.reset(token)
