@@ -12,6 +12,9 @@ from newsagg.keys import TIERS, KeyRing
 from newsagg.settings import Settings, SettingsError
 from newsagg.store import Store
 
+# In-flight requests get this long to finish after SIGTERM before workers stop.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Connexion imports Starlette's test client, which warns about httpx; not ours to fix.
@@ -47,9 +50,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        timeout_graceful_shutdown=10,
+        log_config=logging_config(),
+        access_log=False,  # newsagg writes its own structured access line
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
+
+
+def logging_config() -> dict:
+    """Every line carries the request id; access lines are JSON on stdout, the rest stderr."""
+    with_id = {"filters": ["request_id"], "class": "logging.StreamHandler"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "newsagg.observability.RequestIdFilter"}},
+        "formatters": {
+            "plain": {
+                "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
+            },
+            "json_line": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "default": {**with_id, "formatter": "plain", "stream": "ext://sys.stderr"},
+            "access": {**with_id, "formatter": "json_line", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "newsagg.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": ["default"], "level": "INFO"},
+    }
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
