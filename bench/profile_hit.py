@@ -1,0 +1,67 @@
+"""Profile the cache-hit path in-process: the ASGI app called directly, no network.
+
+    .venv/bin/python bench/profile_hit.py [requests]
+
+Prints the top functions by cumulative and by own time (cProfile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+
+from newsagg.app import create_app
+from newsagg.service import build_service
+from newsagg.settings import Settings
+
+PATH = "/articles"
+QUERY = b"category=technology&limit=20"
+
+
+async def call(app, headers: list[tuple[bytes, bytes]]) -> int:
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "",
+        "query_string": QUERY, "headers": headers, "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000), "extensions": {},
+    }
+    status = 0
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def main(count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        service = build_service(
+            Settings(database=str(Path(tmp) / "db.sqlite3"), demo=True, cache_ttl=3600)
+        )
+        key = service.keys.create("bench", "unlimited").plaintext
+        headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())]
+        app = create_app(service=service)
+        assert await call(app, headers) == 200  # warm the cache
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            await call(app, headers)
+        profiler.disable()
+        service.close()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(35)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
