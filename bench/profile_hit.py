@@ -24,10 +24,19 @@ QUERY = b"category=technology&limit=20"
 
 async def call(app, headers: list[tuple[bytes, bytes]]) -> int:
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "",
-        "query_string": QUERY, "headers": headers, "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000), "extensions": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "root_path": "",
+        "query_string": QUERY,
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
     }
     status = 0
 

@@ -17,7 +17,7 @@ def service() -> Service:
     return request_state(request.scope).service
 
 
-def _json_bytes(body: Any) -> bytes:
+def json_bytes(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -26,7 +26,7 @@ def json_reply(
 ) -> ConnexionResponse:
     # An explicit content type: the spec declares problem+json beside application/json,
     # and Connexion will not guess between them (connexion#1956).
-    return _bytes_reply(_json_bytes(body), status, headers)
+    return _bytes_reply(json_bytes(body), status, headers)
 
 
 def _bytes_reply(payload: bytes, status: int, headers: dict[str, str] | None) -> ConnexionResponse:
@@ -45,15 +45,14 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in candidates or etag.removeprefix("W/") in candidates
 
 
-def cacheable_reply(body: dict[str, Any]) -> ConnexionResponse:
+def cacheable_reply(body: bytes, validated: bytes) -> ConnexionResponse:
     """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already.
 
-    The ETag is weak and leaves out `cache_status`: a page served from the cache is the same
+    The ETag is weak and computed over `validated`, the part of the body that is content:
+    for a page, everything but `cache_status` — a page served from the cache is the same
     content as when it was fetched, only the note on how it was produced differs.
     """
-    payload = _json_bytes(body)
-    content = {name: value for name, value in body.items() if name != "cache_status"}
-    etag = 'W/"' + hashlib.sha256(_json_bytes(content)).hexdigest()[:32] + '"'
+    etag = 'W/"' + hashlib.sha256(validated).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,
         # private: the answer depends on the caller's key; fresh as long as our own cache.
@@ -61,4 +60,4 @@ def cacheable_reply(body: dict[str, Any]) -> ConnexionResponse:
     }
     if _matches(request.headers.get("if-none-match", ""), etag):
         return ConnexionResponse(status_code=304, headers=headers)
-    return _bytes_reply(payload, 200, headers)
+    return _bytes_reply(body, 200, headers)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
 
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
@@ -32,6 +35,8 @@ PROVIDER_PRIORITY = ("guardian", "newsapi", "hackernews")
 # Time allowed past the upstream budget for the worker thread to hand its result over.
 HANDOVER_GRACE_SECONDS = 0.25
 RETRY_AFTER_SECONDS = 30
+RENDERED_PAGES = 1024  # pages remembered in their rendered form (see finish_rendered)
+R = TypeVar("R")
 
 
 def article_fields(article: Article) -> dict[str, Any]:
@@ -53,12 +58,15 @@ def article_fields(article: Article) -> dict[str, Any]:
 class FeedItem:
     id: int
     article: Article
+    json: bytes  # the public JSON, serialised once when fetched: cache hits reuse it
+
+    @classmethod
+    def of(cls, article_id: int, article: Article) -> FeedItem:
+        fields = {"id": article_id, **article_fields(article)}
+        return cls(article_id, article, json.dumps(fields, separators=(",", ":")).encode())
 
     def sort_key(self) -> tuple:
         return (self.article.published_at, self.id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, **article_fields(self.article)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,22 @@ class FeedPage:
     cache_status: str  # hit, miss, stale
     next_cursor: str | None
     sources: list[SourceReport] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Gathering:
+    """One feed request between `Aggregator.start` and `Aggregator.finish`."""
+
+    request: FeedRequest
+    position: Position | None
+    reports: dict[str, SourceReport] = field(default_factory=dict)
+    results: dict[str, Sequence[FeedItem]] = field(default_factory=dict)
+    pending: dict[str, Future] = field(default_factory=dict)
+    versions: list[tuple[str, float]] = field(default_factory=list)  # cache entries used
+
+    def memo_key(self) -> Hashable | None:
+        """Identifies the page when it is made only of cached results, else None."""
+        return None if self.pending else (self.request, tuple(self.versions))
 
 
 def merge(results: dict[str, Sequence[FeedItem]]) -> list[FeedItem]:
@@ -135,20 +159,68 @@ class Aggregator:
         self._timeout = timeout
         self._single_flight = single_flight
         self._metrics = metrics
+        self._rendered: LRUCache[Hashable, Any] = LRUCache(maxsize=RENDERED_PAGES)
+        self._rendered_lock = threading.Lock()
 
-    def feed(self, request: FeedRequest) -> FeedPage:
-        position = self._position(request)
-        reports, results = self._collect(request)
-        if not results and any(r.status == "error" for r in reports):
+    def start(self, request: FeedRequest) -> Gathering:
+        """Look in the cache and start the fetches it cannot answer. Never blocks.
+
+        The caller waits for `gathering.pending` (up to `wait_seconds`), then calls `finish`.
+        """
+        gathering = Gathering(request, self._position(request))
+        for name in request.sources:
+            provider = self.providers[name]
+            if not provider.enabled:
+                gathering.reports[name] = SourceReport(name, "disabled")
+            elif not provider.serves(request.query):
+                gathering.reports[name] = SourceReport(name, "skipped")
+            else:
+                cached = self._cache.get((name, request.query))
+                if cached is not None and cached.fresh:
+                    self._metrics.cache_lookups.labels("hit").inc()
+                    gathering.versions.append((name, cached.stored_at))
+                    gathering.results[name] = cached.value
+                    gathering.reports[name] = SourceReport(
+                        name, "ok", len(cached.value), from_cache=True
+                    )
+                else:
+                    self._metrics.cache_lookups.labels("miss").inc()
+                    gathering.pending[name] = self._single_flight(
+                        (name, request.query), lambda p=provider: self._fetch(p, request.query)
+                    )
+        return gathering
+
+    @property
+    def wait_seconds(self) -> float:
+        return self._timeout + HANDOVER_GRACE_SECONDS
+
+    def finish(self, gathering: Gathering) -> FeedPage:
+        """Collect what the fetches delivered by now, merge and cut the page. Never blocks."""
+        request, reports, results = gathering.request, gathering.reports, gathering.results
+        for name, future in gathering.pending.items():
+            if not future.done():
+                # The flight goes on and records its own outcome; this request stops waiting.
+                timeout = UpstreamError(
+                    "upstream_timeout", f"{name} did not answer within {self._timeout:g} seconds"
+                )
+                reports[name] = self._failed(name, request.query, timeout, results)
+            elif isinstance(future.exception(), UpstreamError):
+                reports[name] = self._failed(name, request.query, future.exception(), results)
+            else:
+                items = future.result()  # any other exception is a bug of ours: let it raise
+                results[name] = items
+                reports[name] = SourceReport(name, "ok", len(items))
+        ordered = [reports[name] for name in request.sources]
+        if not results and any(r.status == "error" for r in ordered):
             raise Unavailable(
                 "No provider could deliver: "
-                + "; ".join(f"{r.name}: {r.error.code}" for r in reports if r.error)
+                + "; ".join(f"{r.name}: {r.error.code}" for r in ordered if r.error)
                 + ".",
-                headers={"Retry-After": str(self._retry_after(reports))},
+                headers={"Retry-After": str(self._retry_after(ordered))},
             )
         merged = merge(results)
-        if position is not None:
-            after = (position.published_at, position.article_id)
+        if gathering.position is not None:
+            after = (gathering.position.published_at, gathering.position.article_id)
             merged = [item for item in merged if item.sort_key() < after]
         page = merged[: request.limit]
         next_cursor = None
@@ -157,7 +229,29 @@ class Aggregator:
             next_cursor = self._cursors.encode(
                 request.fingerprint(), Position(last.article.published_at, last.id)
             )
-        return FeedPage(page, overall_cache_status(reports), next_cursor, reports)
+        return FeedPage(page, overall_cache_status(ordered), next_cursor, ordered)
+
+    def finish_rendered(self, gathering: Gathering, render: Callable[[FeedPage], R]) -> R:
+        """`render(finish(gathering))`, remembered while the cached results it used last,
+        so a cache hit neither merges nor serialises again."""
+        key = gathering.memo_key()
+        if key is not None:
+            with self._rendered_lock:
+                remembered = self._rendered.get(key)
+            if remembered is not None:
+                return remembered
+        rendered = render(self.finish(gathering))
+        if key is not None:
+            with self._rendered_lock:
+                self._rendered[key] = rendered
+        return rendered
+
+    def feed(self, request: FeedRequest) -> FeedPage:
+        """start, wait on this thread, finish: for callers that are not on an event loop."""
+        gathering = self.start(request)
+        if gathering.pending:
+            wait(gathering.pending.values(), timeout=self.wait_seconds)
+        return self.finish(gathering)
 
     def _position(self, request: FeedRequest) -> Position | None:
         if request.cursor is None:
@@ -166,47 +260,6 @@ class Aggregator:
             return self._cursors.decode(request.cursor, request.fingerprint())
         except InvalidCursor as exc:
             raise InvalidInput(f"cursor: {exc}") from None
-
-    def _collect(
-        self, request: FeedRequest
-    ) -> tuple[list[SourceReport], dict[str, Sequence[FeedItem]]]:
-        reports: dict[str, SourceReport] = {}
-        results: dict[str, Sequence[FeedItem]] = {}
-        pending: dict[str, Future] = {}
-        for name in request.sources:
-            provider = self.providers[name]
-            if not provider.enabled:
-                reports[name] = SourceReport(name, "disabled")
-            elif not provider.serves(request.query):
-                reports[name] = SourceReport(name, "skipped")
-            else:
-                cached = self._cache.get((name, request.query))
-                if cached is not None and cached.fresh:
-                    self._metrics.cache_lookups.labels("hit").inc()
-                    results[name] = cached.value
-                    reports[name] = SourceReport(name, "ok", len(cached.value), from_cache=True)
-                else:
-                    self._metrics.cache_lookups.labels("miss").inc()
-                    pending[name] = self._single_flight(
-                        (name, request.query), lambda p=provider: self._fetch(p, request.query)
-                    )
-        if pending:
-            wait(pending.values(), timeout=self._timeout + HANDOVER_GRACE_SECONDS)
-        for name, future in pending.items():
-            try:
-                items = future.result(timeout=0)
-            except UpstreamError as exc:
-                reports[name] = self._failed(name, request.query, exc, results)
-            except TimeoutError:
-                # The flight goes on and records its own outcome; this request stops waiting.
-                timeout = UpstreamError(
-                    "upstream_timeout", f"{name} did not answer within {self._timeout:g} seconds"
-                )
-                reports[name] = self._failed(name, request.query, timeout, results)
-            else:
-                results[name] = items
-                reports[name] = SourceReport(name, "ok", len(items))
-        return [reports[name] for name in request.sources], results
 
     def _failed(
         self,
@@ -248,7 +301,7 @@ class Aggregator:
         ids = self._store.save_articles(
             (a.url, PROVIDER_PRIORITY.index(a.source), article_fields(a)) for a in articles
         )
-        items = tuple(FeedItem(i, a) for i, a in zip(ids, articles, strict=True))
+        items = tuple(FeedItem.of(i, a) for i, a in zip(ids, articles, strict=True))
         self._cache.put((provider.name, query), items)
         calls.labels(provider.name, "ok").inc()
         self._health.succeeded(provider.name)

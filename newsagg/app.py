@@ -27,12 +27,12 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsagg.connexion_ext import NamedParameterValidator, PreparedBearerHandler
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
 from newsagg.observability import ObservabilityMiddleware
 from newsagg.ratelimit import Standing
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
-from newsagg.validation import NamedParameterValidator
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 STATE_KEY = "newsagg"
@@ -192,6 +192,7 @@ def create_app(
         strict_validation=True,
         resolver=Resolver(function_resolver=resolve_handler),
         validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
+        security_map={"bearer": PreparedBearerHandler},
     )  # Swagger UI at /ui, spec at /openapi.json
     # Added in order from the outside in: each goes just before the exception middleware.
     app.add_middleware(

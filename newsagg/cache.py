@@ -22,6 +22,7 @@ T = TypeVar("T")
 class Cached(Generic[T]):
     value: T
     fresh: bool
+    stored_at: float  # identifies this version of the entry
 
 
 class ResultCache(Generic[T]):
@@ -45,7 +46,7 @@ class ResultCache(Generic[T]):
         if entry is None:
             return None
         stored_at, value = entry
-        return Cached(value, fresh=self._clock() - stored_at < self.ttl)
+        return Cached(value, fresh=self._clock() - stored_at < self.ttl, stored_at=stored_at)
 
     def put(self, key: Hashable, value: T) -> None:
         with self._lock:

@@ -225,6 +225,32 @@ HN_STORIES = [
 ]
 
 
+# More Hacker News stories, composed from parts so the feed has a realistic length.
+HN_SUBJECTS = [
+    "a Postgres extension",
+    "a WebAssembly runtime",
+    "a static site generator",
+    "a key-value store",
+    "an HTTP/3 proxy",
+    "a terminal emulator",
+    "a CRDT library",
+    "a container scheduler",
+    "a vector database",
+    "a Lisp compiler",
+]
+HN_FORMS = [
+    "Show HN: I built {}",
+    "Lessons from running {} in production",
+    "Why {} is harder than it looks",
+]
+HN_STORIES += [
+    (form.format(subject), f"https://dev{i}.example.org/posts/{i}", None, f"hacker{i}")
+    for i, (form, subject) in enumerate(
+        (form, subject) for subject in HN_SUBJECTS for form in HN_FORMS
+    )
+]
+
+
 def _iso(moment: datetime, style: str = "Z") -> str:
     if style == "ms":
         return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

@@ -1,0 +1,267 @@
+"""`make bench`: newsagg's hot path measured against a bare ASGI ceiling, side by side.
+
+In one run (the machine is shared and noisy: read the ratios, not the absolute numbers):
+1. cache hits: `GET /articles?category=technology&limit=20`, server pinned to CPU 0 and wrk
+   to CPU 1, alternating newsagg and the bare ASGI app serving the identical bytes,
+   ROUNDS times each: req/s, server CPU time per request, p50/p99 latency;
+2. cold misses with the same latency added to all three simulated providers: the miss
+   should cost about one provider's latency, not three;
+3. resident memory while DISTINCT different queries are served: it must plateau once the
+   result cache is full.
+
+Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--distinct 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/articles?category=technology&limit=20"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, key: str | None = None, timeout: float = 30) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Server:
+    def __init__(self, argv: list[str], env: dict[str, str], url: str, log: Path) -> None:
+        self.url = url
+        self.log = log
+        self.process = subprocess.Popen(
+            ["taskset", "-c", "0", *argv], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http_get(f"{url}/health", timeout=1)[0] in (200, 401):
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+
+
+def wrk(url: str, key: str, duration: int) -> dict[str, float]:
+    header = f"Authorization: Bearer {key}"
+    base = ["taskset", "-c", "1", "wrk", "-t1", "-c32", "-H", header]
+    subprocess.run([*base, "-d2s", url], capture_output=True, check=True)  # warm-up, discarded
+    out = subprocess.run(
+        [*base, f"-d{duration}s", "--latency", url], capture_output=True, text=True, check=True
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out)[1])
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"wrk saw {non2xx[1]} errors:\n{out}")
+
+    def millis(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+        "requests": requests,
+        "p50": millis("50"),
+        "p99": millis("99"),
+    }
+
+
+def measured(server: Server, key: str, duration: int) -> dict[str, float]:
+    pid = server.process.pid
+    before = cpu_seconds(pid)
+    result = wrk(server.url + PATH, key, duration)
+    # CPU includes the 2 s warm-up run: count its requests out by rate.
+    cpu = cpu_seconds(pid) - before
+    result["cpu_us"] = cpu / (result["requests"] * (duration + 2) / duration) * 1e6
+    return result
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):9.1f} (min {min(values):.1f}, max {max(values):.1f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--distinct", type=int, default=50_000)
+    parser.add_argument("--latency", type=float, default=0.2, help="added per provider, s")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (Debian: apt-get install -y {tool})")
+
+    work = Path(tempfile.mkdtemp(prefix="newsagg-bench-"))
+    env = {
+        **os.environ,
+        "NEWSAGG_DATABASE": str(work / "bench.sqlite3"),
+        "NEWSAGG_CACHE_TTL": "3600",
+    }
+    python = sys.executable
+    key = subprocess.run(
+        [python, "-m", "newsagg.cli", "keys", "create", "--name", "bench", "--tier", "unlimited"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    port = free_port()
+    newsagg = Server(
+        [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
+        env,
+        f"http://127.0.0.1:{port}",
+        work / "newsagg.log",
+    )
+    status, body = http_get(newsagg.url + PATH, key)
+    assert status == 200 and json.loads(body)["count"] == 20, body[:200]
+    status, body = http_get(newsagg.url + PATH, key)  # the bytes of a cache hit
+    assert json.loads(body)["cache_status"] == "hit"
+    (work / "body.json").write_bytes(body)
+    newsagg.stop()  # restarted per round below, so both apps get the same conditions
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}; server on CPU 0, wrk -t1 -c32 on CPU 1"
+    )
+    print(f"\n1. Cache hits, {args.rounds} rounds x {args.duration}s each, alternating")
+    results: dict[str, list[dict[str, float]]] = {"newsagg": [], "bare ASGI": []}
+    bare_env = {**env, "BARE_BODY": str(work / "body.json"), "BARE_KEY": key}
+    for _ in range(args.rounds):
+        port = free_port()
+        server = Server(
+            [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
+            env,
+            f"http://127.0.0.1:{port}",
+            work / "newsagg.log",
+        )
+        http_get(server.url + PATH, key)
+        results["newsagg"].append(measured(server, key, args.duration))
+        server.stop()
+        port = free_port()
+        server = Server(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "bench.bare_asgi:app",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--app-dir",
+                str(ROOT),
+            ],
+            bare_env,
+            f"http://127.0.0.1:{port}",
+            work / "bare.log",
+        )
+        results["bare ASGI"].append(measured(server, key, args.duration))
+        server.stop()
+    for name, runs in results.items():
+        print(
+            f"  {name:10} req/s {spread([r['rps'] for r in runs])}   "
+            f"CPU/request us {spread([r['cpu_us'] for r in runs])}   "
+            f"p50 ms {spread([r['p50'] for r in runs])}   p99 ms {spread([r['p99'] for r in runs])}"
+        )
+    ratios = [
+        n["rps"] / b["rps"] for n, b in zip(results["newsagg"], results["bare ASGI"], strict=True)
+    ]
+    print(f"  newsagg / bare ASGI throughput ratio: {spread(ratios)}")
+
+    port = free_port()
+    server = Server(
+        [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
+        env,
+        f"http://127.0.0.1:{port}",
+        work / "newsagg.log",
+    )
+    simulator = re.search(r"upstream simulator at (\S+)", (work / "newsagg.log").read_text())[1]
+    for provider in ("newsapi", "guardian", "hackernews"):
+        request = urllib.request.Request(
+            f"{simulator}/_sim/faults/{provider}",
+            method="PUT",
+            data=json.dumps({"kind": "latency", "delay": args.latency}).encode(),
+        )
+        urllib.request.urlopen(request).read()
+    cold = []
+    for i in range(15):
+        started = time.perf_counter()
+        status, body = http_get(f"{server.url}/articles?category=technology&q=cold{i}", key)
+        cold.append((time.perf_counter() - started) * 1000)
+        assert status == 200 and json.loads(body)["cache_status"] == "miss"
+    print(f"\n2. Cold misses, {args.latency * 1000:.0f} ms added to each of 3 providers, 15 runs")
+    print(
+        f"  latency ms {spread(cold)}; ratio to one provider's latency "
+        f"{statistics.median(cold) / (args.latency * 1000):.2f} (3 in series would be 3.0+)"
+    )
+    urllib.request.urlopen(urllib.request.Request(f"{simulator}/_sim/faults", method="DELETE"))
+
+    print(f"\n3. Resident memory while serving {args.distinct} distinct queries (32 at a time)")
+    pid, step = server.process.pid, max(1, args.distinct // 10)
+    print(f"  {0:>7} queries: {rss_mib(pid):7.1f} MiB")
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        for start in range(0, args.distinct, step):
+            list(
+                pool.map(
+                    lambda i: http_get(f"{server.url}/articles?source=hackernews&q=m{i}", key),
+                    range(start, min(start + step, args.distinct)),
+                )
+            )
+            print(
+                f"  {min(start + step, args.distinct):>7} queries: {rss_mib(pid):7.1f} MiB",
+                flush=True,
+            )
+    server.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
