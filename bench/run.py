@@ -11,6 +11,7 @@ In one run (the machine is shared and noisy: read the ratios, not the absolute n
 
 Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--distinct 50000]
+        [--peers ../shared/peers --peer-venv /tmp/perfvenv]   # add the FastAPI peer
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if http_get(f"{url}/health", timeout=1)[0] in (200, 401):
-                    return
+                http_get(f"{url}/health", timeout=1)  # any answer means it is up
+                return
             except OSError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -120,8 +121,9 @@ def measured(server: Server, key: str, duration: int) -> dict[str, float]:
     return result
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):9.1f} (min {min(values):.1f}, max {max(values):.1f})"
+def spread(values: list[float], digits: int = 1) -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:9.{digits}f} (min {low:.{digits}f}, max {high:.{digits}f})"
 
 
 def main() -> None:
@@ -132,6 +134,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--distinct", type=int, default=50_000)
     parser.add_argument("--latency", type=float, default=0.2, help="added per provider, s")
+    parser.add_argument(
+        "--peers",
+        type=Path,
+        help="also measure the idiomatic FastAPI peer from this folder (its README says how)",
+    )
+    parser.add_argument("--peer-venv", type=Path, default=Path("/tmp/perfvenv"))
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -172,6 +180,8 @@ def main() -> None:
     )
     print(f"\n1. Cache hits, {args.rounds} rounds x {args.duration}s each, alternating")
     results: dict[str, list[dict[str, float]]] = {"newsagg": [], "bare ASGI": []}
+    if args.peers:
+        results["FastAPI"] = []
     bare_env = {**env, "BARE_BODY": str(work / "body.json"), "BARE_KEY": key}
     for _ in range(args.rounds):
         port = free_port()
@@ -205,6 +215,26 @@ def main() -> None:
         )
         results["bare ASGI"].append(measured(server, key, args.duration))
         server.stop()
+        if args.peers:
+            port = free_port()
+            server = Server(
+                [
+                    str(args.peer_venv / "bin" / "uvicorn"),
+                    "fastapi_app:app",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                    "--app-dir",
+                    str(args.peers),
+                ],
+                env,
+                f"http://127.0.0.1:{port}",
+                work / "fastapi.log",
+            )
+            results["FastAPI"].append(measured(server, "testkey123", args.duration))
+            server.stop()
     for name, runs in results.items():
         print(
             f"  {name:10} req/s {spread([r['rps'] for r in runs])}   "
@@ -214,7 +244,12 @@ def main() -> None:
     ratios = [
         n["rps"] / b["rps"] for n, b in zip(results["newsagg"], results["bare ASGI"], strict=True)
     ]
-    print(f"  newsagg / bare ASGI throughput ratio: {spread(ratios)}")
+    print(f"  newsagg / bare ASGI throughput ratio: {spread(ratios, 3)}")
+    if args.peers:
+        ratios = [
+            n["rps"] / f["rps"] for n, f in zip(results["newsagg"], results["FastAPI"], strict=True)
+        ]
+        print(f"  newsagg / FastAPI peer throughput ratio: {spread(ratios, 3)}")
 
     port = free_port()
     server = Server(

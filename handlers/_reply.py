@@ -45,14 +45,15 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return "*" in candidates or etag.removeprefix("W/") in candidates
 
 
-def cacheable_reply(body: bytes, validated: bytes) -> ConnexionResponse:
-    """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already.
+def weak_etag(content: bytes) -> str:
+    """A weak ETag over `content`, the part of a body that is content: for a page, all but
+    `cache_status` (a page served from the cache is the same content as when it was
+    fetched; only the note on how it was produced differs)."""
+    return 'W/"' + hashlib.sha256(content).hexdigest()[:32] + '"'
 
-    The ETag is weak and computed over `validated`, the part of the body that is content:
-    for a page, everything but `cache_status` — a page served from the cache is the same
-    content as when it was fetched, only the note on how it was produced differs.
-    """
-    etag = 'W/"' + hashlib.sha256(validated).hexdigest()[:32] + '"'
+
+def cacheable_reply(body: bytes, etag: str) -> ConnexionResponse:
+    """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already."""
     headers = {
         "ETag": etag,
         # private: the answer depends on the caller's key; fresh as long as our own cache.

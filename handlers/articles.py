@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import cacheable_reply, json_bytes, service
+from handlers._reply import cacheable_reply, json_bytes, service, weak_etag
 from newsagg.aggregate import FeedPage, FeedRequest, SourceReport
 from newsagg.errors import InvalidInput, NotFound
 from providers.base import Query
@@ -58,10 +58,11 @@ def _page_content(page: FeedPage) -> bytes:
     )
 
 
-def _render(page: FeedPage) -> tuple[bytes, bytes]:
-    """(the whole body, its content part for the ETag)."""
+def _render(page: FeedPage) -> tuple[bytes, str]:
+    """(the body, its ETag)."""
     content = _page_content(page)
-    return content + b',"cache_status":"%s"}' % page.cache_status.encode(), content
+    body = content + b',"cache_status":"%s"}' % page.cache_status.encode()
+    return body, weak_etag(content)
 
 
 async def list_articles(
@@ -86,8 +87,8 @@ async def list_articles(
             [asyncio.wrap_future(f) for f in gathering.pending.values()],
             timeout=aggregator.wait_seconds,
         )
-    body, content = aggregator.finish_rendered(gathering, _render)
-    return cacheable_reply(body, content)
+    body, etag = aggregator.finish_rendered(gathering, _render)
+    return cacheable_reply(body, etag)
 
 
 def get_article(article_id: int) -> ConnexionResponse:
@@ -95,4 +96,4 @@ def get_article(article_id: int) -> ConnexionResponse:
     if article is None:
         raise NotFound(f"No article with id {article_id}.")
     body = json_bytes(article)
-    return cacheable_reply(body, body)
+    return cacheable_reply(body, weak_etag(body))

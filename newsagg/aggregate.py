@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -245,13 +245,6 @@ class Aggregator:
             with self._rendered_lock:
                 self._rendered[key] = rendered
         return rendered
-
-    def feed(self, request: FeedRequest) -> FeedPage:
-        """start, wait on this thread, finish: for callers that are not on an event loop."""
-        gathering = self.start(request)
-        if gathering.pending:
-            wait(gathering.pending.values(), timeout=self.wait_seconds)
-        return self.finish(gathering)
 
     def _position(self, request: FeedRequest) -> Position | None:
         if request.cursor is None:

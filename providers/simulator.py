@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from providers import simulator_data as data
-from providers.guardian import category_of
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
@@ -368,7 +367,3 @@ class _Handler(BaseHTTPRequestHandler):
         else:  # wrong_shape
             self._send(200, ["this", "is", "not", "the", "shape"])
         return True
-
-
-def guardian_category(section: str) -> str:
-    return category_of(section)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from providers.guardian import category_of
+
 # (section, headline, trail text with HTML, byline) — The Guardian's own stories.
 GUARDIAN_STORIES = [
     (
@@ -332,7 +334,7 @@ def newsapi_articles(now: datetime) -> list[dict[str, Any]]:
                 "urlToImage": None,
                 "publishedAt": story["webPublicationDate"],
                 "content": None,
-                "category": _guardian_category(story["sectionId"]),
+                "category": category_of(story["sectionId"]),
             }
         )
     # A google-news redirect item, and NewsAPI's removed placeholders.
@@ -362,12 +364,6 @@ def newsapi_articles(now: datetime) -> list[dict[str, Any]]:
     articles.insert(3, {**removed, "category": "technology"})
     articles.insert(9, {**removed, "category": "general"})
     return articles
-
-
-def _guardian_category(section: str) -> str:
-    from providers.guardian import category_of
-
-    return category_of(section)
 
 
 def hackernews_hits(now: datetime) -> list[dict[str, Any]]:

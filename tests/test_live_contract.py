@@ -32,6 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory) -> Iterator[tuple[str, str]]:
     port = _free_port()
+    log = tmp_path_factory.mktemp("live-log") / "server.log"
     env = {
         **os.environ,
         "NEWSAGG_DATABASE": str(tmp_path_factory.mktemp("live") / "live.sqlite3"),
@@ -41,9 +42,9 @@ def live_url(tmp_path_factory) -> Iterator[tuple[str, str]]:
     server = subprocess.Popen(
         [sys.executable, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        # A file, not a pipe nobody reads: a full pipe would block the server's logging.
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -55,7 +56,7 @@ def live_url(tmp_path_factory) -> Iterator[tuple[str, str]]:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            pytest.fail(f"the server did not start: {server.stderr.read()}")
+            pytest.fail(f"the server did not start: {log.read_text()}")
         time.sleep(0.05)
     yield url, _create_key(url)
     server.send_signal(signal.SIGINT)
