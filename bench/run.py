@@ -65,12 +65,19 @@ def rss_mib(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, argv: list[str], env: dict[str, str], url: str, log: Path) -> None:
-        self.url = url
+    """A server on CPU 0 and a free port (the `{port}` in argv), up when this returns."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self.process = subprocess.Popen(
-            ["taskset", "-c", "0", *argv], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+            ["taskset", "-c", "0", *(arg.format(port=port) for arg in argv)],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
         )
+        url = self.url
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -109,6 +116,22 @@ def wrk(url: str, key: str, duration: int) -> dict[str, float]:
         "p50": millis("50"),
         "p99": millis("99"),
     }
+
+
+def uvicorn(*command_app_and_dir: str | Path) -> list[str]:
+    """argv for one quiet uvicorn worker serving `app` from `app_dir`."""
+    *command, app, app_dir = (str(part) for part in command_app_and_dir)
+    return [
+        *command,
+        app,
+        "--port",
+        "{port}",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        app_dir,
+    ]
 
 
 def measured(server: Server, key: str, duration: int) -> dict[str, float]:
@@ -152,6 +175,7 @@ def main() -> None:
         "NEWSAGG_CACHE_TTL": "3600",
     }
     python = sys.executable
+    serve_newsagg = [python, "-m", "newsagg.cli", "serve", "--demo", "--port", "{port}"]
     key = subprocess.run(
         [python, "-m", "newsagg.cli", "keys", "create", "--name", "bench", "--tier", "unlimited"],
         env=env,
@@ -160,13 +184,7 @@ def main() -> None:
         check=True,
     ).stdout.strip()
 
-    port = free_port()
-    newsagg = Server(
-        [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
-        env,
-        f"http://127.0.0.1:{port}",
-        work / "newsagg.log",
-    )
+    newsagg = Server(serve_newsagg, env, work / "newsagg.log")
     status, body = http_get(newsagg.url + PATH, key)
     assert status == 200 and json.loads(body)["count"] == 20, body[:200]
     status, body = http_get(newsagg.url + PATH, key)  # the bytes of a cache hit
@@ -184,55 +202,20 @@ def main() -> None:
         results["FastAPI"] = []
     bare_env = {**env, "BARE_BODY": str(work / "body.json"), "BARE_KEY": key}
     for _ in range(args.rounds):
-        port = free_port()
-        server = Server(
-            [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
-            env,
-            f"http://127.0.0.1:{port}",
-            work / "newsagg.log",
-        )
+        server = Server(serve_newsagg, env, work / "newsagg.log")
         http_get(server.url + PATH, key)
         results["newsagg"].append(measured(server, key, args.duration))
         server.stop()
-        port = free_port()
         server = Server(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "bench.bare_asgi:app",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--app-dir",
-                str(ROOT),
-            ],
+            uvicorn(python, "-m", "uvicorn", "bench.bare_asgi:app", ROOT),
             bare_env,
-            f"http://127.0.0.1:{port}",
             work / "bare.log",
         )
         results["bare ASGI"].append(measured(server, key, args.duration))
         server.stop()
         if args.peers:
-            port = free_port()
-            server = Server(
-                [
-                    str(args.peer_venv / "bin" / "uvicorn"),
-                    "fastapi_app:app",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                    "--app-dir",
-                    str(args.peers),
-                ],
-                env,
-                f"http://127.0.0.1:{port}",
-                work / "fastapi.log",
-            )
+            peer = uvicorn(str(args.peer_venv / "bin" / "uvicorn"), "fastapi_app:app", args.peers)
+            server = Server(peer, env, work / "fastapi.log")
             results["FastAPI"].append(measured(server, "testkey123", args.duration))
             server.stop()
     for name, runs in results.items():
@@ -251,13 +234,7 @@ def main() -> None:
         ]
         print(f"  newsagg / FastAPI peer throughput ratio: {spread(ratios, 3)}")
 
-    port = free_port()
-    server = Server(
-        [python, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
-        env,
-        f"http://127.0.0.1:{port}",
-        work / "newsagg.log",
-    )
+    server = Server(serve_newsagg, env, work / "newsagg.log")
     simulator = re.search(r"upstream simulator at (\S+)", (work / "newsagg.log").read_text())[1]
     for provider in ("newsapi", "guardian", "hackernews"):
         request = urllib.request.Request(

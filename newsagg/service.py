@@ -39,11 +39,9 @@ class Service:
         self.store.close()
 
 
-def start_demo_simulator(settings: Settings) -> tuple[Settings, Simulator]:
-    """Start the upstream simulator and point every provider at it."""
-    simulator = Simulator()
-    simulator.start()
-    demo_settings = replace(
+def pointed_at(settings: Settings, simulator: Simulator) -> Settings:
+    """The settings with every provider's URL and key those of a running simulator."""
+    return replace(
         settings,
         newsapi_url=simulator.base_url("newsapi"),
         guardian_url=simulator.base_url("guardian"),
@@ -51,7 +49,13 @@ def start_demo_simulator(settings: Settings) -> tuple[Settings, Simulator]:
         newsapi_key=simulator.newsapi_key,
         guardian_key=simulator.guardian_key,
     )
-    return demo_settings, simulator
+
+
+def start_demo_simulator(settings: Settings) -> tuple[Settings, Simulator]:
+    """Start the upstream simulator and point every provider at it."""
+    simulator = Simulator()
+    simulator.start()
+    return pointed_at(settings, simulator), simulator
 
 
 def make_providers(settings: Settings) -> list[Provider]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from providers.base import CATEGORIES, Article, Query, UpstreamError
-from providers.http import UpstreamClient, status_error
+from providers.http import HTTPProvider, status_error
 from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
 
 NAME = "guardian"
@@ -79,20 +79,9 @@ def normalize(payload: Any) -> list[Article]:
     return [a for a in (_article(item) for item in results) if a is not None]
 
 
-class GuardianProvider:
+class GuardianProvider(HTTPProvider):
     name = NAME
     categories = frozenset(CATEGORIES)
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        self._client = UpstreamClient(NAME, base_url)
-        self._api_key = api_key
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._api_key)
-
-    def serves(self, query: Query) -> bool:
-        return query.category is None or query.category in self.categories
 
     def fetch(self, query: Query, timeout: float) -> list[Article]:
         # The Guardian only takes its key as a query parameter: UpstreamClient never puts a

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from providers.base import Article, Query, UpstreamError
-from providers.http import UpstreamClient, status_error
+from providers.http import HTTPProvider, status_error
 from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
 
 NAME = "hackernews"
@@ -55,16 +55,13 @@ def normalize(payload: Any, category: str) -> list[Article]:
     return [a for a in (_article(hit, category) for hit in hits) if a is not None]
 
 
-class HackerNewsProvider:
+class HackerNewsProvider(HTTPProvider):
     name = NAME
     categories = frozenset({"technology", "general"})
-    enabled = True  # Algolia's HN search needs no key
 
-    def __init__(self, base_url: str) -> None:
-        self._client = UpstreamClient(NAME, base_url)
-
-    def serves(self, query: Query) -> bool:
-        return query.category is None or query.category in self.categories
+    @property
+    def enabled(self) -> bool:
+        return True  # Algolia's HN search needs no key
 
     def fetch(self, query: Query, timeout: float) -> list[Article]:
         params: dict[str, Any] = {

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from providers.base import UpstreamError
+from providers.base import Query, UpstreamError
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 CONNECT_TIMEOUT_CAP = 3.05
@@ -146,3 +146,22 @@ def status_error(name: str, reply: Reply, upstream_code: str | None = None) -> U
     if reply.status == 429 or upstream_code == "rateLimited":
         return UpstreamError("upstream_rate_limited", label, reply.retry_after)
     return UpstreamError("upstream_error", label)
+
+
+class HTTPProvider:
+    """What every provider shares: a pooled client, an optional key, the category check."""
+
+    name: str
+    categories: frozenset[str]
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self._client = UpstreamClient(self.name, base_url)
+        self._api_key = api_key
+
+    @property
+    def enabled(self) -> bool:
+        """False without the upstream key: the provider is `disabled`, not failing."""
+        return bool(self._api_key)
+
+    def serves(self, query: Query) -> bool:
+        return query.category is None or query.category in self.categories

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from providers.base import CATEGORIES, Article, Query, UpstreamError
-from providers.http import UpstreamClient, status_error
+from providers.http import HTTPProvider, status_error
 from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
 
 NAME = "newsapi"
@@ -51,20 +51,9 @@ def normalize(payload: Any, category: str) -> list[Article]:
     return [a for a in (_article(item, category) for item in articles) if a is not None]
 
 
-class NewsAPIProvider:
+class NewsAPIProvider(HTTPProvider):
     name = NAME
     categories = frozenset(CATEGORIES)
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        self._client = UpstreamClient(NAME, base_url)
-        self._api_key = api_key
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._api_key)
-
-    def serves(self, query: Query) -> bool:
-        return query.category is None or query.category in self.categories
 
     def _request(self, query: Query) -> tuple[str, dict[str, Any], str]:
         if query.category or not query.q:

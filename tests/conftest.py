@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from newsagg.app import create_app
-from newsagg.service import Service, build_service
+from newsagg.service import Service, build_service, pointed_at
 from newsagg.settings import Settings
 from providers.simulator import Simulator
 
@@ -40,15 +40,8 @@ def _clean_simulator(simulator: Simulator) -> Iterator[None]:
 @pytest.fixture
 def settings(tmp_path, simulator: Simulator) -> Settings:
     """Every provider pointed at the simulator; a short upstream budget keeps fault tests quick."""
-    return Settings(
-        database=str(tmp_path / "newsagg.sqlite3"),
-        newsapi_url=simulator.base_url("newsapi"),
-        guardian_url=simulator.base_url("guardian"),
-        hackernews_url=simulator.base_url("hackernews"),
-        newsapi_key=simulator.newsapi_key,
-        guardian_key=simulator.guardian_key,
-        cache_ttl=300.0,
-        upstream_timeout=1.0,
+    return pointed_at(
+        Settings(database=str(tmp_path / "newsagg.sqlite3"), upstream_timeout=1.0), simulator
     )
 
 

@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
 from newsagg.app import SPEC_PATH, create_app, resolve_handler
-from newsagg.service import build_service
+from newsagg.service import build_service, pointed_at
 from newsagg.settings import Settings
 from providers.simulator import Simulator
 
@@ -67,14 +67,12 @@ ROOT = SPEC_PATH.parent.parent
 _simulator = Simulator()
 _simulator.start()
 _service = build_service(
-    Settings(
-        database=os.path.join(tempfile.mkdtemp(prefix="newsagg-contract-"), "db.sqlite3"),
-        newsapi_url=_simulator.base_url("newsapi"),
-        guardian_url=_simulator.base_url("guardian"),
-        hackernews_url=_simulator.base_url("hackernews"),
-        newsapi_key=_simulator.newsapi_key,
-        guardian_key=_simulator.guardian_key,
-        upstream_timeout=2.0,
+    pointed_at(
+        Settings(
+            database=os.path.join(tempfile.mkdtemp(prefix="newsagg-contract-"), "db.sqlite3"),
+            upstream_timeout=2.0,
+        ),
+        _simulator,
     )
 )
 ADMIN_KEY = _service.keys.create("fuzz", "unlimited", admin=True).plaintext
