@@ -1,9 +1,10 @@
 """The app factory: Connexion serves openapi/openapi.yaml and enforces it; we add the rest.
 
 Connexion validates every parameter and body against the spec and runs the bearer check
-named in it. Around that, two small middlewares: one gives each request the service and
-puts the rate-limit headers on every response (errors included); one, after
-authentication, counts the request against the caller's limit.
+named in it. Around that, from the outside in: request ids, access log and metrics
+(newsagg.observability); CORS when origins are configured; a middleware that gives each
+request the service and puts the rate-limit headers on every response (errors included);
+and, after authentication, one that counts the request against the caller's limit.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def rate_limit_headers(standing: Standing) -> dict[str, str]:
 
 
 class ServiceMiddleware:
-    """Outermost: attach the service to the request; add rate-limit headers to the answer."""
+    """Attach the service to the request; add rate-limit headers to the answer."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
