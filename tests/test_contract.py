@@ -117,7 +117,6 @@ def test_key_lifecycle_through_links_conforms():
             max_examples=30,
             stateful_step_count=6,
             deadline=None,
-            derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
     )
