@@ -6,7 +6,13 @@ from typing import Any
 
 from providers.base import CATEGORIES, Article, Query, UpstreamError
 from providers.http import HTTPProvider, status_error
-from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
+from providers.text import (
+    canonical_url,
+    html_to_text,
+    optional_url,
+    parse_timestamp,
+    window_filter,
+)
 
 NAME = "guardian"
 PUBLISHER = "The Guardian"
@@ -33,6 +39,7 @@ SECTION_CATEGORY = {
 
 
 def category_of(section_id: str | None) -> str:
+    """The category of a Guardian section; sections not in the table are general news."""
     return SECTION_CATEGORY.get(section_id or "", "general")
 
 
@@ -54,7 +61,6 @@ def _article(item: Any) -> Article | None:
     title, url = item.get("webTitle"), item.get("webUrl")
     if not isinstance(title, str) or not isinstance(url, str) or not title.strip():
         return None
-    thumbnail = fields.get("thumbnail")
     try:
         return Article(
             title=html_to_text(title) or title,
@@ -63,7 +69,7 @@ def _article(item: Any) -> Article | None:
             source=NAME,
             publisher=PUBLISHER,
             author=_text(fields, "byline"),
-            image_url=thumbnail if isinstance(thumbnail, str) and thumbnail else None,
+            image_url=optional_url(fields.get("thumbnail")),
             category=category_of(item.get("sectionId")),
             published_at=parse_timestamp(item.get("webPublicationDate")),
         )
@@ -72,6 +78,7 @@ def _article(item: Any) -> Article | None:
 
 
 def normalize(payload: Any) -> list[Article]:
+    """A success body as articles, each categorised by its section."""
     response = payload.get("response") if isinstance(payload, dict) else None
     results = response.get("results") if isinstance(response, dict) else None
     if not isinstance(results, list) or response.get("status") != "ok":
@@ -80,10 +87,13 @@ def normalize(payload: Any) -> list[Article]:
 
 
 class GuardianProvider(HTTPProvider):
+    """/search, filtered to the sections of the asked category."""
+
     name = NAME
     categories = frozenset(CATEGORIES)
 
     def fetch(self, query: Query, timeout: float) -> list[Article]:
+        """Raises UpstreamError for gateway errors and in-envelope errors alike."""
         # The Guardian only takes its key as a query parameter: UpstreamClient never puts a
         # URL into a message, so it stays out of errors and logs.
         params: dict[str, Any] = {
@@ -102,10 +112,10 @@ class GuardianProvider(HTTPProvider):
             params["to-date"] = query.published_to.date().isoformat()
         reply = self._client.get_json("/search", params, {}, timeout)
         envelope = reply.payload.get("response") if isinstance(reply.payload, dict) else None
-        if reply.status != 200 or (
-            isinstance(envelope, dict) and envelope.get("status") == "error"
-        ):
-            raise status_error(NAME, reply)
+        in_envelope = isinstance(envelope, dict) and envelope.get("status") == "error"
+        if reply.status != 200 or in_envelope:
+            # Its message can quote our parameters: say only where the error was.
+            raise status_error(NAME, reply, "error" if in_envelope else None)
         articles = normalize(reply.payload)
         if query.category:
             articles = [a for a in articles if a.category == query.category]

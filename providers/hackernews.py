@@ -16,21 +16,24 @@ HITS_PER_PAGE = 100
 
 
 def _published(hit: dict[str, Any]) -> datetime:
-    created = hit.get("created_at")
-    if isinstance(created, str):
-        return parse_timestamp(created)
-    epoch = hit.get("created_at_i")
-    if not isinstance(epoch, int) or isinstance(epoch, bool):
-        raise ValueError("no timestamp")
-    return datetime.fromtimestamp(epoch, UTC)
+    """created_at, or the epoch seconds in created_at_i when that is missing or garbled."""
+    try:
+        return parse_timestamp(hit.get("created_at"))
+    except ValueError:
+        epoch = hit.get("created_at_i")
+        if not isinstance(epoch, int | float) or isinstance(epoch, bool):
+            raise
+        return datetime.fromtimestamp(epoch, UTC)  # ValueError/OverflowError when absurd
 
 
 def _article(hit: Any, category: str) -> Article | None:
     if not isinstance(hit, dict):
         return None
     title, object_id = hit.get("title"), hit.get("objectID")
-    if not isinstance(title, str) or not title.strip() or not object_id:
+    if not isinstance(title, str) or not title.strip():
         return None  # comments come back with a null title
+    if not isinstance(object_id, str | int) or not str(object_id).isdigit():
+        return None
     url = hit.get("url") if isinstance(hit.get("url"), str) and hit.get("url") else None
     try:
         return Article(
@@ -44,11 +47,12 @@ def _article(hit: Any, category: str) -> Article | None:
             category=category,
             published_at=_published(hit),
         )
-    except ValueError:
-        return None
+    except (ValueError, OverflowError, OSError):
+        return None  # one bad hit does not sink the batch
 
 
 def normalize(payload: Any, category: str) -> list[Article]:
+    """A success body as articles of `category`; comments (null title) are dropped."""
     hits = payload.get("hits") if isinstance(payload, dict) else None
     if not isinstance(hits, list):
         raise UpstreamError("upstream_bad_response", f"{NAME} sent an unexpected answer")
@@ -56,14 +60,18 @@ def normalize(payload: Any, category: str) -> list[Article]:
 
 
 class HackerNewsProvider(HTTPProvider):
+    """Latest stories by date; no key, and only technology and general news."""
+
     name = NAME
     categories = frozenset({"technology", "general"})
 
     @property
     def enabled(self) -> bool:
-        return True  # Algolia's HN search needs no key
+        """Always: Algolia's HN search needs no key."""
+        return True
 
     def fetch(self, query: Query, timeout: float) -> list[Article]:
+        """Raises UpstreamError; a page past the end is an empty list, not an error."""
         params: dict[str, Any] = {
             "tags": "story",
             "query": query.q or "",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,6 +26,9 @@ CONNECT_TIMEOUT_CAP = 3.05
 MAX_RETRIES = 2
 RETRY_STATUSES = frozenset({502, 503, 504})
 BACKOFF_BASE_SECONDS = 0.1
+# An upstream's own error code is echoed in messages only when it looks like one
+# ("rateLimited"): anything else it sends could be text we must not pass on.
+_UPSTREAM_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}", re.ASCII)
 
 # urllib3 logs every request line, query string included, at DEBUG: with the Guardian key
 # in the query that would put a credential in the log of anyone who turns on debug logging.
@@ -32,6 +37,8 @@ logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """An upstream answer, any status: each provider reads its own error bodies."""
+
     status: int
     payload: Any  # decoded JSON
     retry_after: float | None
@@ -48,10 +55,14 @@ def parse_retry_after(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:  # "-0000": HTTP dates are GMT anyway
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, moment.timestamp() - time.time())
 
 
 class UpstreamClient:
+    """One provider's pooled connections and its GET-and-decode with a total time budget."""
+
     def __init__(self, name: str, base_url: str) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -73,7 +84,7 @@ class UpstreamClient:
             if remaining <= 0:
                 raise self._timeout(timeout)
             try:
-                reply = self._attempt(path, params, headers, remaining)
+                reply = self._attempt(path, params, headers, deadline)
             except requests.Timeout:
                 raise self._timeout(timeout) from None
             except requests.ConnectionError:
@@ -84,6 +95,13 @@ class UpstreamClient:
                     raise UpstreamError(
                         "upstream_unreachable", f"could not connect to {self.name}"
                     ) from None
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ):
+                raise UpstreamError(
+                    "upstream_bad_response", f"{self.name} sent a broken answer"
+                ) from None
             except requests.RequestException:
                 raise UpstreamError(
                     "upstream_error", f"the request to {self.name} failed"
@@ -109,20 +127,25 @@ class UpstreamClient:
         )
 
     def _attempt(
-        self, path: str, params: dict[str, Any], headers: dict[str, str], remaining: float
+        self, path: str, params: dict[str, Any], headers: dict[str, str], deadline: float
     ) -> Reply:
+        remaining = deadline - time.monotonic()
         with self.session.get(
             self.base_url + path,
             params=params,
             headers=headers,
             timeout=(min(CONNECT_TIMEOUT_CAP, remaining), remaining),
-            stream=True,
+            stream=True,  # in chunks: the size is capped and the deadline checked between them
+            # A redirect would carry the key (header or query) to wherever it points.
+            allow_redirects=False,
         ) as response:
             body = bytearray()
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     break
+                if time.monotonic() > deadline:
+                    raise requests.Timeout()
             status, retry_after = response.status_code, response.headers.get("Retry-After")
         if len(body) > MAX_BODY_BYTES:
             raise UpstreamError("upstream_bad_response", f"{self.name} sent an oversized answer")
@@ -140,7 +163,9 @@ class UpstreamClient:
 
 def status_error(name: str, reply: Reply, upstream_code: str | None = None) -> UpstreamError:
     """The UpstreamError for an error answer; `upstream_code` is the provider's own code."""
-    label = f"{name} answered {reply.status}" + (f" ({upstream_code})" if upstream_code else "")
+    label = f"{name} answered {reply.status}"
+    if upstream_code and _UPSTREAM_CODE.fullmatch(upstream_code):
+        label += f" ({upstream_code})"
     if reply.status in (401, 403):
         return UpstreamError("upstream_auth_failed", label)
     if reply.status == 429 or upstream_code == "rateLimited":
@@ -164,4 +189,5 @@ class HTTPProvider:
         return bool(self._api_key)
 
     def serves(self, query: Query) -> bool:
+        """Uncategorised queries always; otherwise only the categories it has."""
         return query.category is None or query.category in self.categories

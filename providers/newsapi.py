@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from providers.base import CATEGORIES, Article, Query, UpstreamError
 from providers.http import HTTPProvider, status_error
-from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
+from providers.text import (
+    canonical_url,
+    html_to_text,
+    optional_url,
+    parse_timestamp,
+    window_filter,
+)
 
 NAME = "newsapi"
 REMOVED = "[Removed]"
@@ -14,10 +21,11 @@ PAGE_SIZE = 100
 
 
 def _strip_publisher(title: str, publisher: str | None) -> str:
-    """Top-headlines titles end with ' - <Publisher>'."""
-    if publisher and title.endswith(f" - {publisher}"):
-        return title[: -len(publisher) - 3].rstrip()
-    return title
+    """Top-headlines titles end with ' - <Publisher>'; other ' - ' parts are the headline's."""
+    padded = " " + title.strip()  # so a title that is nothing but the suffix ends up empty
+    if publisher and padded.endswith(f" - {publisher}"):
+        return padded[: -len(publisher) - 3].strip()
+    return padded.strip()
 
 
 def _article(item: Any, category: str) -> Article | None:
@@ -28,15 +36,18 @@ def _article(item: Any, category: str) -> Article | None:
     title, url = item.get("title"), item.get("url")
     if not isinstance(title, str) or not isinstance(url, str) or REMOVED in (title, publisher):
         return None
+    title = _strip_publisher(title, publisher)
+    if not title:
+        return None
     try:
         return Article(
-            title=_strip_publisher(title.strip(), publisher),
+            title=title,
             description=html_to_text(item.get("description")),
             url=canonical_url(url),
             source=NAME,
             publisher=publisher,
             author=html_to_text(item.get("author")),
-            image_url=item.get("urlToImage") if isinstance(item.get("urlToImage"), str) else None,
+            image_url=optional_url(item.get("urlToImage")),
             category=category,
             published_at=parse_timestamp(item.get("publishedAt")),
         )
@@ -45,13 +56,24 @@ def _article(item: Any, category: str) -> Article | None:
 
 
 def normalize(payload: Any, category: str) -> list[Article]:
+    """A success body as articles of `category`; `content` is unused (NewsAPI truncates it)."""
     articles = payload.get("articles") if isinstance(payload, dict) else None
     if not isinstance(articles, list) or payload.get("status") != "ok":
         raise UpstreamError("upstream_bad_response", f"{NAME} sent an unexpected answer")
     return [a for a in (_article(item, category) for item in articles) if a is not None]
 
 
+def _whole_second(moment: datetime, up: bool) -> str:
+    """A UTC time as NewsAPI's from/to take it, widened to whole seconds (we filter exactly)."""
+    moment = moment.astimezone(UTC)
+    if up and moment.microsecond:
+        moment += timedelta(seconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class NewsAPIProvider(HTTPProvider):
+    """top-headlines for a category (or nothing at all), everything for a bare search."""
+
     name = NAME
     categories = frozenset(CATEGORIES)
 
@@ -65,12 +87,13 @@ class NewsAPIProvider(HTTPProvider):
             return "/v2/top-headlines", params, query.category or "general"
         params = {"q": query.q, "language": "en", "sortBy": "publishedAt", "pageSize": PAGE_SIZE}
         if query.published_from:
-            params["from"] = query.published_from.isoformat()
+            params["from"] = _whole_second(query.published_from, up=False)
         if query.published_to:
-            params["to"] = query.published_to.isoformat()
+            params["to"] = _whole_second(query.published_to, up=True)
         return "/v2/everything", params, "general"
 
     def fetch(self, query: Query, timeout: float) -> list[Article]:
+        """Raises UpstreamError; never quotes NewsAPI's message text."""
         path, params, category = self._request(query)
         # The key goes in a header: as the apiKey parameter it would leak into URLs and logs.
         reply = self._client.get_json(path, params, {"X-Api-Key": self._api_key or ""}, timeout)

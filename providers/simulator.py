@@ -19,10 +19,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from providers import simulator_data as data
+from providers.text import parse_timestamp
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
 HANG_LIMIT_SECONDS = 120.0
+
+WRONG_SHAPES: dict[str, Any] = {
+    "newsapi": {"status": "ok", "totalResults": 1, "articles": "nope"},
+    "guardian": {"response": {"status": "ok", "results": {"0": "nope"}}},
+    "hackernews": ["this", "is", "not", "the", "shape"],
+}
 
 NEWSAPI_ERRORS = {
     400: ("parameterInvalid", "You've included a parameter in your request which is invalid."),
@@ -34,14 +41,25 @@ NEWSAPI_ERRORS = {
 
 @dataclass(frozen=True)
 class Fault:
+    """What one provider does instead of answering normally, until the faults are cleared."""
+
     kind: str  # one of FAULT_KINDS
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
 
     def __post_init__(self) -> None:
+        """Refuse what the handler could not act out (this also checks the HTTP control)."""
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}")
+        if not isinstance(self.status, int) or not 400 <= self.status <= 599:
+            raise ValueError("status must be an error status, 400-599")
+        if self.retry_after is not None and (
+            not isinstance(self.retry_after, int) or self.retry_after < 0
+        ):
+            raise ValueError("retry_after must be a non-negative integer")
+        if not isinstance(self.delay, int | float) or not 0 <= self.delay <= HANG_LIMIT_SECONDS:
+            raise ValueError(f"delay must be between 0 and {HANG_LIMIT_SECONDS:g} seconds")
 
 
 def _error_body(provider: str, status: int) -> dict[str, Any]:
@@ -66,7 +84,21 @@ def _matches(text: str | None, q: str) -> bool:
     return not q or (text is not None and q.lower() in text.lower())
 
 
+def _int(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
+    """A numeric parameter clamped to what the upstream accepts; ValueError if not a number."""
+    return max(low, min(int(_first(query, name) or default), high))
+
+
+def _newsapi_time(value: str, end_of_day: bool) -> str:
+    """NewsAPI's from/to: a date or a date-time, as a comparable RFC 3339 UTC string."""
+    if len(value) == 10:
+        value += "T23:59:59Z" if end_of_day else "T00:00:00Z"
+    return parse_timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Simulator:
+    """The three upstreams on one loopback port, each under its own path prefix."""
+
     def __init__(
         self, newsapi_key: str = "demo-newsapi-key", guardian_key: str = "demo-guardian-key"
     ) -> None:
@@ -82,6 +114,7 @@ class Simulator:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve in a background thread; port 0 picks a free one (see `url`)."""
         simulator = self
 
         class Handler(_Handler):
@@ -96,6 +129,7 @@ class Simulator:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving; returns promptly, hanging requests included."""
         self._stopping.set()  # releases hanging requests
         if self._server is not None:
             self._server.shutdown()
@@ -111,11 +145,14 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the simulator first"
+        """http://host:port of the running simulator."""
+        if self._server is None:
+            raise RuntimeError("start() the simulator first")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
     def base_url(self, provider: str) -> str:
+        """Where to point a provider: its real paths live beneath this prefix."""
         return f"{self.url}/{provider}"
 
     # -- control ----------------------------------------------------------------------
@@ -155,6 +192,7 @@ class Simulator:
     def newsapi(
         self, path: str, query: dict[str, list[str]], api_key: str | None
     ) -> tuple[int, Any]:
+        """NewsAPI's answer (status, body) to a request that carries no fault."""
         if not api_key:
             return 401, {
                 "status": "error",
@@ -185,6 +223,8 @@ class Simulator:
                 }
         else:
             return 404, {"status": "error", "code": "unexpectedError", "message": "Not found."}
+        start = _newsapi_time(_first(query, "from", "0001-01-01"), end_of_day=False)
+        end = _newsapi_time(_first(query, "to", "9999-12-31"), end_of_day=True)
         items = []
         for article in data.newsapi_articles(data.now_utc()):
             article = dict(article)
@@ -194,12 +234,15 @@ class Simulator:
             if not (_matches(article["title"], q) or _matches(article["description"], q)):
                 continue
             if path == "/v2/everything":
+                if not start <= _newsapi_time(article["publishedAt"], False) <= end:
+                    continue  # only /v2/everything takes from/to
                 article["title"] = article["title"].rsplit(" - ", 1)[0]  # no suffix there
             items.append(article)
-        size = min(int(_first(query, "pageSize", "20") or 20), 100)
+        size = _int(query, "pageSize", 20, 1, 100)
         return 200, {"status": "ok", "totalResults": len(items), "articles": items[:size]}
 
     def guardian(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """The Guardian's answer (status, body) to a request that carries no fault."""
         if _first(query, "api-key") != self.guardian_key:
             return 401, {"message": "Unauthorized"}
         if path != "/search":
@@ -217,7 +260,7 @@ class Simulator:
         ]
         if "show-fields" not in query:
             results = [{k: v for k, v in r.items() if k != "fields"} for r in results]
-        size = min(int(_first(query, "page-size", "10") or 10), 50)
+        size = _int(query, "page-size", 10, 1, 50)
         return 200, {
             "response": {
                 "status": "ok",
@@ -233,16 +276,18 @@ class Simulator:
         }
 
     def hackernews(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """Algolia's answer (status, body) to a request that carries no fault."""
         if path not in ("/api/v1/search_by_date", "/api/v1/search"):
             return 404, {"message": "Not Found"}
-        q, tags = _first(query, "query"), _first(query, "tags")
-        page = int(_first(query, "page", "0") or 0)
-        per_page = min(int(_first(query, "hitsPerPage", "20") or 20), 1000)
+        q = _first(query, "query")
+        tags = [t for t in _first(query, "tags").split(",") if t]  # comma: AND
+        page = _int(query, "page", 0, 0, 10_000)
+        per_page = _int(query, "hitsPerPage", 20, 1, 1000)
         bounds = [b for b in _first(query, "numericFilters").split(",") if b]
         hits = [
             h
             for h in data.hackernews_hits(data.now_utc())
-            if ("story" in h["_tags"] or tags != "story")
+            if all(t in h["_tags"] for t in tags)  # without tags=story, comments come too
             and (_matches(h["title"], q) or _matches(h["story_text"], q))
             and all(_numeric_filter(h, b) for b in bounds)
         ]
@@ -255,7 +300,9 @@ class Simulator:
             "query": q,
             "params": "",
         }
-        if page * per_page >= 1000:
+        if page > 0 and page * per_page >= min(len(hits), 1000):
+            # Algolia serves at most 1000 hits; a page past those (or past the last) is a
+            # 200 with no hits and a message, not an error.
             body["hits"] = []
             body["message"] = "you can only fetch the 1000 hits for this query"
         return 200, body
@@ -356,17 +403,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _apply(self, provider: str, fault: Fault) -> bool:
         """Act out a fault; True when it answered (or hung) instead of a normal reply."""
-        if fault.kind == "latency":
-            return self.sim.wait_or_stop(fault.delay)
-        if fault.kind == "hang":
-            self.sim.wait_or_stop(HANG_LIMIT_SECONDS)
+        if fault.kind in ("latency", "hang"):
+            delay = fault.delay if fault.kind == "latency" else HANG_LIMIT_SECONDS
+            stopping = self.sim.wait_or_stop(delay)
+            if fault.kind == "latency" and not stopping:
+                return False  # the delay is over: answer normally
+            # stop(), or the hang's safety limit: drop the connection without an answer.
             self.close_connection = True
             return True
         if fault.kind == "status":
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             self._send(fault.status, _error_body(provider, fault.status), headers)
         elif fault.kind == "malformed":
             self._send(200, None, raw=b'{"status": "ok", "articles": [{"title": "trunc')
-        else:  # wrong_shape
-            self._send(200, ["this", "is", "not", "the", "shape"])
+        else:  # wrong_shape: valid JSON, an ok-looking envelope around the wrong types
+            self._send(200, WRONG_SHAPES[provider])
         return True

@@ -108,6 +108,36 @@ GUARDIAN_STORIES = [
         "<p>Made by four people in two years.</p>",
         "Keza MacDonald",
     ),
+    (
+        "culture",
+        "Regional theatres and galleries share one festival pass",
+        "<p>One ticket, <strong>forty</strong> venues &#8211; and free entry for under-18s.</p>",
+        "Charlotte Higgins &amp; Mark Brown",
+    ),
+    (
+        "tv-and-radio",
+        "Late-night radio drama finds a new young audience",
+        "Podcast downloads tripled after the finale.",
+        '<a href="https://www.theguardian.com/profile/lucy-mangan">Lucy Mangan</a>',
+    ),
+    (
+        "stage",
+        "Musical about a village bus route transfers to the West End",
+        "<p>The show&#x2019;s run is extended to June.</p>",
+        "Arifa Akbar",
+    ),
+    (
+        "artanddesign",
+        "Lost sketchbook of a Victorian engineer goes on display",
+        "Bridges, boilers &amp; a flying machine.",
+        None,
+    ),
+    (
+        "media",
+        "Local newspapers test reader-funded newsrooms",
+        "<p>Early results are &ldquo;encouraging&rdquo;.</p>",
+        "Jim Waterson",
+    ),
 ]
 
 # (category, publisher, headline, description) — NewsAPI's own stories.
@@ -280,7 +310,7 @@ def guardian_results(now: datetime) -> list[dict[str, Any]]:
             "type": "article",
             "sectionId": section,
             "sectionName": section.replace("-", " ").title(),
-            "webPublicationDate": _iso(published),
+            "webPublicationDate": _iso(published, "offset" if i % 7 == 6 else "Z"),
             "webTitle": title,
             "webUrl": f"https://www.theguardian.com/{path}",
             "apiUrl": f"https://content.guardianapis.com/{path}",
@@ -418,4 +448,6 @@ def hackernews_hits(now: datetime) -> list[dict[str, Any]]:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """The data's "now", to the whole minute: two requests a moment apart (a cache refill,
+    a retry) then see identical timestamps, as they would from a real upstream."""
+    return datetime.now(UTC).replace(second=0, microsecond=0)

@@ -274,3 +274,112 @@ def test_html_to_text():
     assert html_to_text("<p>One</p><p>Two &amp; three&nbsp;&#8217;</p>") == "One Two & three \u2019"
     assert html_to_text("<br/>   ") is None
     assert html_to_text(None) is None
+
+
+def test_html_to_text_decodes_once_and_drops_scripts():
+    assert html_to_text("Fish &amp;amp; chips") == "Fish &amp; chips"  # not decoded twice
+    assert html_to_text("a &lt;b&gt; tag") == "a <b> tag"
+    assert html_to_text("It&#x27;s &#8220;new&#8221;") == "It's \u201cnew\u201d"
+    assert html_to_text("<style>p{}</style>Text<script>alert(1)</script>") == "Text"
+    assert html_to_text("line<br>break") == "line break"
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        (
+            "https://example.com/s?q=a%20b&path=a/b&flag",
+            "https://example.com/s?q=a%20b&path=a/b&flag",
+        ),
+        ("https://example.com/a?UTM_Source=x&Utm_campaign=y&z=1", "https://example.com/a?z=1"),
+        ("https://example.com/a?Ref=1&cmp=2&REF=3", "https://example.com/a?Ref=1&cmp=2&REF=3"),
+        ("https://example.com/a?&&ref=1&b=2&", "https://example.com/a?b=2"),
+        ("http://example.com:80/a/", "https://example.com/a"),
+        ("https://user:pw@Example.com/a", "https://example.com/a"),
+        ("https://[2001:DB8::1]:8443/a", "https://[2001:db8::1]:8443/a"),
+        ("  https://example.com/a  ", "https://example.com/a"),
+        ("https://example.com", "https://example.com"),
+        ("https://example.com///", "https://example.com"),
+    ],
+)
+def test_canonical_url_edge_cases(url, canonical):
+    assert canonical_url(url) == canonical
+
+
+def test_canonical_url_makes_relayed_copies_equal():
+    copies = [
+        "https://www.theguardian.com/science/2026/nov/23/brown-dwarf",
+        "http://WWW.theguardian.com/science/2026/nov/23/brown-dwarf/",
+        "https://www.theguardian.com/science/2026/nov/23/brown-dwarf?utm_source=newsapi&CMP=share_btn",
+        "https://www.theguardian.com/science/2026/nov/23/brown-dwarf#comments",
+        "https://www.theguardian.com:443/science/2026/nov/23/brown-dwarf?fbclid=x&gclid=y",
+    ]
+    assert len({canonical_url(u) for u in copies}) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.com:99999/a", "https://example.com:x/a", "//example.com/a"]
+)
+def test_canonical_url_rejects_bad_ports_and_missing_schemes(url):
+    with pytest.raises(ValueError):
+        canonical_url(url)
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-23T08:43:00.123456789Z", "2026-11-23 08:43:00Z", " 2026-11-23T08:43:00Z "]
+)
+def test_timestamps_with_long_fractions_or_a_space(value):
+    assert parse_timestamp(value).replace(microsecond=0) == datetime(
+        2026, 11, 23, 8, 43, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("value", ["2026-11-23", "2026-W47-1T08:43:00", "2026-11-23T08:43:00+01"])
+def test_iso_forms_outside_rfc3339_are_rejected(value):
+    with pytest.raises(ValueError):
+        parse_timestamp(value)
+
+
+def test_newsapi_title_that_is_only_the_suffix_and_bad_images():
+    items = [
+        _newsapi_item(title=" - Ars Technica"),
+        _newsapi_item(urlToImage="javascript:alert(1)"),
+        _newsapi_item(urlToImage=12),
+    ]
+    articles = newsapi.normalize({"status": "ok", "articles": items}, "general")
+    assert [a.image_url for a in articles] == [None, None]
+
+
+def test_newsapi_error_status_in_a_200_is_a_bad_response():
+    with pytest.raises(UpstreamError) as caught:
+        newsapi.normalize({"status": "error", "articles": []}, "general")
+    assert caught.value.code == "upstream_bad_response"
+
+
+def test_guardian_bad_items_skipped_and_odd_field_types_ignored():
+    good = {
+        "sectionId": "money",
+        "webPublicationDate": "2026-11-23T08:43:00+00:00",
+        "webTitle": "Savings",
+        "webUrl": "https://www.theguardian.com/money/a",
+        "fields": {"trailText": 5, "byline": ["x"], "thumbnail": "", "wordcount": "812"},
+    }
+    bad = [
+        good | {"webTitle": None},
+        good | {"webUrl": "mailto:x@y"},
+        good | {"webPublicationDate": "Monday"},
+        "junk",
+    ]
+    [article] = guardian.normalize(_guardian([*bad, good]))
+    assert (article.description, article.author, article.image_url) == (None, None, None)
+    assert article.category == "business"
+
+
+def test_hackernews_falls_back_to_created_at_i_and_skips_bad_ids():
+    hit = {"objectID": "1", "title": "T", "url": None, "created_at": "garbled", "created_at_i": 0}
+    articles = hackernews.normalize(
+        {"hits": [hit, hit | {"objectID": "1 OR 2"}, hit | {"created_at_i": None}]}, "general"
+    )
+    assert [(a.url, a.published_at, a.category) for a in articles] == [
+        ("https://news.ycombinator.com/item?id=1", datetime(1970, 1, 1, tzinfo=UTC), "general")
+    ]
