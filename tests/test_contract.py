@@ -17,6 +17,7 @@ from openapi_spec_validator import validate
 from newsagg.app import SPEC_PATH, create_app, resolve_handler
 from newsagg.service import build_service, pointed_at
 from newsagg.settings import Settings
+from providers.base import ERROR_CODES
 from providers.simulator import Simulator
 
 
@@ -52,6 +53,26 @@ def test_every_error_response_is_problem_json(spec):
                 if int(status) >= 400:
                     ref = response["$ref"].rsplit("/", 1)[-1]
                     assert list(responses[ref]["content"]) == ["application/problem+json"]
+
+
+def test_every_operation_documents_the_400_of_strict_validation(spec):
+    # strict_validation refuses unknown query parameters on every operation.
+    for path_item in spec["paths"].values():
+        for method, operation in path_item.items():
+            if method != "parameters":
+                assert "400" in operation["responses"], operation["operationId"]
+
+
+def test_upstream_failure_codes_match_the_core(spec):
+    codes = spec["components"]["schemas"]["UpstreamFailure"]["properties"]["code"]["enum"]
+    assert codes == list(ERROR_CODES)
+
+
+def test_unknown_query_parameters_are_400_everywhere(client, admin_headers):
+    for path in ("/me", "/sources", "/keys", "/health", "/metrics", "/articles"):
+        response = client.get(f"{path}?colour=red", headers=admin_headers)
+        assert response.status_code == 400, path
+        assert "colour" in response.json()["detail"]
 
 
 def test_the_app_serves_its_spec_and_swagger_ui(client):
