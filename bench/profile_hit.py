@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from newsagg.app import create_app
+from edge.app import create_app
 from newsagg.service import build_service
 from newsagg.settings import Settings
 

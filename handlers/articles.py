@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import cacheable_reply, json_bytes, service, weak_etag
+from edge.replies import cacheable_reply, json_bytes, service, weak_etag
 from newsagg.aggregate import FeedPage, FeedRequest, SourceReport
 from newsagg.errors import InvalidInput, NotFound
 from providers.base import Query

@@ -1,6 +1,6 @@
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import json_reply
+from edge.replies import json_reply
 from newsagg import __version__
 
 

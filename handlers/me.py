@@ -6,7 +6,7 @@ from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import json_reply, service
+from edge.replies import json_reply, service
 from handlers.keys import key_json
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from connexion.lifecycle import ConnexionResponse
 
-from handlers._reply import service
+from edge.replies import service
 from newsagg.metrics import CONTENT_TYPE
 
 

@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
     uvicorn.run(
-        "newsagg.app:app_from_env",
+        "edge.app:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,
@@ -63,7 +63,7 @@ def logging_config() -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "newsagg.observability.RequestIdFilter"}},
+        "filters": {"request_id": {"()": "edge.observability.RequestIdFilter"}},
         "formatters": {
             "plain": {
                 "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"

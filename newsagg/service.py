@@ -19,7 +19,7 @@ from providers.base import Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
 from providers.newsapi import NewsAPIProvider
-from providers.simulator import Simulator
+from simulator import Simulator
 
 
 @dataclass

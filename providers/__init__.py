@@ -1,4 +1,5 @@
-"""The upstream side: one module per news API plus the simulator used by demo mode and tests.
+"""The upstream side: one client module per news API, each turning its raw answers into
+canonical articles.
 
-Nothing here imports the core (`newsagg`) or the HTTP edge (`handlers`).
+Nothing here imports the core (`newsagg`), the HTTP edge or the simulator.
 """

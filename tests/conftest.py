@@ -15,10 +15,10 @@ from dataclasses import replace
 import pytest
 import uvicorn
 
-from newsagg.app import create_app
+from edge.app import create_app
 from newsagg.service import Service, build_service, pointed_at
 from newsagg.settings import Settings
-from providers.simulator import Simulator
+from simulator import Simulator
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
-from newsagg.app import create_app
-from providers.simulator import Fault
+from edge.app import create_app
+from simulator import Fault
 
 
 def _published(article: dict) -> datetime:

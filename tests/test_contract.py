@@ -14,11 +14,11 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
-from newsagg.app import SPEC_PATH, create_app, resolve_handler
+from edge.app import SPEC_PATH, create_app, resolve_handler
 from newsagg.service import build_service, pointed_at
 from newsagg.settings import Settings
 from providers.base import ERROR_CODES
-from providers.simulator import Simulator
+from simulator import Simulator
 
 
 @pytest.fixture(scope="module")

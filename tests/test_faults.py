@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from newsagg.app import create_app
-from providers.simulator import Fault
+from edge.app import create_app
+from simulator import Fault
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
 BUDGET = 1.0  # the fixture's NEWSAGG_UPSTREAM_TIMEOUT

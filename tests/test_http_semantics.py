@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from newsagg.app import create_app
+from edge.app import create_app
 
 
 def test_etag_and_304(client, user_headers, service):

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from newsagg.app import create_app
+from edge.app import create_app
 
 
 def test_create_key_returns_it_once_with_location(client, admin_headers, service):

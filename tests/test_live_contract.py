@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from newsagg.app import SPEC_PATH
+from edge.app import SPEC_PATH
 
 ADMIN_KEY = "nagg_live-fuzz-admin-key-0123456789abcdefghijklmnopq"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -17,8 +17,8 @@ from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
 from providers.http import Reply, parse_retry_after, status_error
 from providers.newsapi import NewsAPIProvider
-from providers.simulator import Fault
 from providers.text import canonical_url
+from simulator import Fault
 
 BUDGET = 2.0
 PROVIDERS = ("newsapi", "guardian", "hackernews")

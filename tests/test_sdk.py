@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from newsagg.app import SPEC_PATH
+from edge.app import SPEC_PATH
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 

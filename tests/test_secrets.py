@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from newsagg.app import create_app
-from providers.simulator import Fault
+from edge.app import create_app
+from simulator import Fault
 
 GUARDIAN_KEY = "guardian-secret-0f9e8d7c6b5a"
 NEWSAPI_KEY = "newsapi-secret-1a2b3c4d5e6f"

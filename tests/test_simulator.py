@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from providers.simulator import Fault, Simulator
 from providers.text import canonical_url, parse_timestamp
+from simulator import Fault, Simulator
 
 NEWSAPI_KEY = {"X-Api-Key": "demo-newsapi-key"}
 GUARDIAN_KEY = {"api-key": "demo-guardian-key"}

@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from providers import simulator_data as data
 from providers.text import parse_timestamp
+from simulator import data
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")

@@ -9,7 +9,7 @@ from typing import Any
 from connexion import request
 from connexion.lifecycle import ConnexionResponse
 
-from newsagg.app import request_state
+from edge.app import request_state
 from newsagg.service import Service
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from connexion.exceptions import Forbidden
 from connexion.lifecycle import ConnexionRequest
 
-from newsagg.app import request_state
+from edge.app import request_state
 
 
 async def key_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:

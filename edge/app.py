@@ -2,7 +2,7 @@
 
 Connexion validates every parameter and body against the spec and runs the bearer check
 named in it. Around that, from the outside in: request ids, access log and metrics
-(newsagg.observability); CORS when origins are configured; a middleware that gives each
+(edge.observability); CORS when origins are configured; a middleware that gives each
 request the service and puts the rate-limit headers on every response (errors included);
 and, after authentication, one that counts the request against the caller's limit.
 """
@@ -28,9 +28,9 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsagg.connexion_ext import NamedParameterValidator, PreparedBearerHandler
+from edge.connexion_ext import NamedParameterValidator, PreparedBearerHandler
+from edge.observability import ObservabilityMiddleware
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
-from newsagg.observability import ObservabilityMiddleware
 from newsagg.ratelimit import Standing
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
@@ -224,5 +224,5 @@ def create_app(
 
 
 def app_from_env() -> connexion.AsyncApp:
-    """Factory for `uvicorn --factory newsagg.app:app_from_env` (one per worker process)."""
+    """Factory for `uvicorn --factory edge.app:app_from_env` (one per worker process)."""
     return create_app(Settings.from_env())
