@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.connexion_ext import NamedParameterValidator, PreparedBearerHandler
 from edge.observability import ObservabilityMiddleware
+from edge.problems import problem_for
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
 from newsagg.ratelimit import Standing
 from newsagg.service import Service, build_service
@@ -118,25 +119,21 @@ class RateLimitMiddleware:
                 raise RateLimited(
                     f"Rate limit of {limit} requests per hour exceeded; "
                     f"retry in {state.standing.reset_seconds} seconds.",
-                    headers={"Retry-After": str(state.standing.reset_seconds)},
+                    retry_after_seconds=state.standing.reset_seconds,
                 )
         await self.app(scope, receive, send)
 
 
-def _problem(error: ServiceError) -> ConnexionResponse:
-    return problem(error.status, error.title, error.detail, headers=error.headers or None)
-
-
 def _service_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, ServiceError)
-    return _problem(exc)
+    return problem_for(exc)
 
 
 def _bad_request(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     # Connexion appends the whole JSON schema to a validation message; keep the first line.
     assert isinstance(exc, BadRequestProblem)
     detail = str(exc.detail or "Invalid request").split("\n\n", 1)[0].strip()
-    return _problem(InvalidInput(detail))
+    return problem_for(InvalidInput(detail))
 
 
 def _unauthorized(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -145,7 +142,7 @@ def _unauthorized(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
 
 
 def _undecodable_body(_request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
-    return _problem(InvalidInput("The request body is not valid UTF-8 JSON."))
+    return problem_for(InvalidInput("The request body is not valid UTF-8 JSON."))
 
 
 def resolve_handler(operation_id: str) -> Any:

@@ -216,7 +216,7 @@ class Aggregator:
                 "No provider could deliver: "
                 + "; ".join(f"{r.name}: {r.error.code}" for r in ordered if r.error)
                 + ".",
-                headers={"Retry-After": str(self._retry_after(ordered))},
+                retry_after_seconds=self._retry_after(ordered),
             )
         merged = merge(results)
         if gathering.position is not None:

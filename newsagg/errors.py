@@ -1,42 +1,36 @@
-"""Failures the core reports to the edge, each with the HTTP status it stands for.
+"""Failures the core reports to the edge, in domain terms.
 
-The edge turns them into problem+json; the core stays free of HTTP-framework types.
-`detail` is shown to the client, so it must never hold a secret.
+The edge turns each kind into an HTTP answer through one table (edge/problems.py); the core
+names no status code and no header. `detail` is shown to the client, so it must never hold
+a secret.
 """
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status = 500
-    title = "Internal Server Error"
-
-    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str, *, retry_after_seconds: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers or {}
+        # When trying again makes sense, and how soon (a rate limit, an unreachable store).
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InvalidInput(ServiceError):
-    status = 400
-    title = "Bad Request"
+    """The request itself is wrong; repeating it will not help."""
 
 
 class NotFound(ServiceError):
-    status = 404
-    title = "Not Found"
+    """The thing asked for does not exist (or no longer does)."""
 
 
 class Conflict(ServiceError):
-    status = 409
-    title = "Conflict"
+    """The request is valid but clashes with the current state."""
 
 
 class RateLimited(ServiceError):
-    status = 429
-    title = "Too Many Requests"
+    """The caller has used up its allowance for now."""
 
 
 class Unavailable(ServiceError):
-    status = 503
-    title = "Service Unavailable"
+    """Nothing could be delivered now: no provider answered, or a store is unreachable."""
