@@ -2,9 +2,9 @@
 
 Connexion validates every parameter and body against the spec and runs the bearer check
 named in it. Around that, from the outside in: request ids, access log and metrics
-(edge.observability); CORS when origins are configured; a middleware that gives each
-request the service and puts the rate-limit headers on every response (errors included);
-and, after authentication, one that counts the request against the caller's limit.
+(edge.observability); CORS when origins are configured; per-request dependencies and
+rate-limit headers (edge.middleware); and, after authentication, the rate limit itself.
+The service lives in the lifespan state: built at start-up, closed at shutdown.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,102 +25,29 @@ from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
 from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.connexion_ext import NamedParameterValidator, PreparedBearerHandler
+from edge.deps import RENDERINGS, SERVICE
+from edge.middleware import RateLimitMiddleware, RequestContextMiddleware
 from edge.observability import ObservabilityMiddleware
 from edge.problems import problem_for
-from newsagg.errors import InvalidInput, RateLimited, ServiceError
-from newsagg.ratelimit import Standing
+from edge.replies import RenderMemo
+from newsagg.errors import InvalidInput, ServiceError
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
-STATE_KEY = "newsagg"
 # Response headers a browser script may read (CORS hides all but a few by default).
 CORS_EXPOSED_HEADERS = (
     "ETag",
     "Location",
     "Retry-After",
+    "WWW-Authenticate",
     "X-Request-ID",
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
 )
-# Operations that do not count against the rate limit (clients poll it to read their standing).
-UNCOUNTED_OPERATIONS = frozenset({"handlers.me.getMe"})  # as Connexion resolves it
-
-
-@dataclass(slots=True)
-class RequestState:
-    """Per request; a mutable holder, because Connexion copies the ASGI scope on its way in."""
-
-    service: Service
-    standing: Standing | None = None
-
-
-def request_state(scope: Scope) -> RequestState:
-    return scope[STATE_KEY]
-
-
-def rate_limit_headers(standing: Standing) -> dict[str, str]:
-    if standing.limit is None:
-        return {}
-    return {
-        "X-RateLimit-Limit": str(standing.limit),
-        "X-RateLimit-Remaining": str(standing.remaining),
-        "X-RateLimit-Reset": str(standing.reset_seconds),
-    }
-
-
-class ServiceMiddleware:
-    """Attach the service to the request; add rate-limit headers to the answer."""
-
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = RequestState(self.service)
-        scope[STATE_KEY] = state
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and state.standing is not None:
-                extra = [
-                    (name.lower().encode(), value.encode())
-                    for name, value in rate_limit_headers(state.standing).items()
-                ]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class RateLimitMiddleware:
-    """After authentication: count the request against the caller's hourly limit."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        extensions = scope.get("extensions", {})
-        token_info = extensions.get("connexion_context", {}).get("token_info")
-        operation = extensions.get("connexion_routing", {}).get("operation_id")
-        if token_info is not None and operation not in UNCOUNTED_OPERATIONS:
-            state = request_state(scope)
-            key = token_info["key"]
-            limit = state.service.settings.rate_limits[key.tier]
-            state.standing = state.service.limiter.hit(key.id, limit)
-            if not state.standing.allowed:
-                raise RateLimited(
-                    f"Rate limit of {limit} requests per hour exceeded; "
-                    f"retry in {state.standing.reset_seconds} seconds.",
-                    retry_after_seconds=state.standing.reset_seconds,
-                )
-        await self.app(scope, receive, send)
 
 
 def _service_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -175,13 +101,21 @@ def method_not_allowed_handler(spec_paths: dict[str, Any]) -> Any:
 def create_app(
     settings: Settings | None = None, service: Service | None = None
 ) -> connexion.AsyncApp:
-    """A ready ASGI app. Pass `service` to share one (tests), else it is built from settings."""
-    service = service or build_service(settings or Settings.from_env())
+    """A ready ASGI app. The lifespan builds the service from `settings` (default: the
+    environment) and closes it at shutdown; a `service` passed in is shared and left open
+    (tests build one and look inside)."""
+    settings = service.settings if service is not None else settings or Settings.from_env()
 
     @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
-        yield
-        service.close()
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        if service is not None:
+            yield {SERVICE: service, RENDERINGS: RenderMemo()}
+            return
+        built = build_service(settings)
+        try:
+            yield {SERVICE: built, RENDERINGS: RenderMemo()}
+        finally:
+            built.close()
 
     spec = yaml.safe_load(SPEC_PATH.read_text())
     app = connexion.AsyncApp(__name__, lifespan=lifespan, pythonic_params=True)
@@ -193,24 +127,18 @@ def create_app(
         security_map={"bearer": PreparedBearerHandler},
     )  # Swagger UI at /ui, spec at /openapi.json
     # Added in order from the outside in: each goes just before the exception middleware.
-    app.add_middleware(
-        ObservabilityMiddleware,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        metrics=service.metrics,
-    )
-    if service.settings.cors_origins:
+    app.add_middleware(ObservabilityMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
-            allow_origins=list(service.settings.cors_origins),
+            allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
             expose_headers=[*CORS_EXPOSED_HEADERS],
             max_age=600,
         )
-    app.add_middleware(
-        ServiceMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, service=service
-    )
+    app.add_middleware(RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(RateLimitMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_error_handler(ServiceError, _service_error)
     app.add_error_handler(BadRequestProblem, _bad_request)

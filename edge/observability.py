@@ -1,8 +1,8 @@
 """Request ids, one structured access log line per request, and request metrics.
 
-The outermost middleware: it sees every answer, errors included. The request id is kept
-in a context variable so every log line written while serving the request can carry it
-(see RequestIdFilter).
+The outermost of our middlewares: it sees every answer, errors included. The request id
+goes into newsagg.log's context variable, so every log line written while serving the
+request carries it.
 """
 
 from __future__ import annotations
@@ -12,25 +12,16 @@ import logging
 import re
 import time
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from newsagg.metrics import Metrics
+from edge.deps import service_of
+from newsagg.log import request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
-request_id: ContextVar[str] = ContextVar("request_id", default="-")
 access_log = logging.getLogger("newsagg.access")
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to every record, for formats that print it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
-        return True
 
 
 def _incoming_id(scope: Scope) -> str:
@@ -41,9 +32,8 @@ def _incoming_id(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,8 +65,9 @@ class ObservabilityMiddleware:
             operation = routed.rsplit(".", 1)[-1] if routed else "unrouted"
             token_info = extensions.get("connexion_context", {}).get("token_info") or {}
             key = token_info.get("key")
-            self.metrics.requests.labels(operation, str(status)).inc()
-            self.metrics.latency.labels(operation).observe(elapsed)
+            metrics = service_of(scope).metrics
+            metrics.requests.labels(operation, str(status)).inc()
+            metrics.latency.labels(operation).observe(elapsed)
             access_log.info(
                 json.dumps(
                     {

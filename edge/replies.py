@@ -1,20 +1,18 @@
-"""Building replies: explicit content types, ETags, and the service behind the request."""
+"""Building replies: explicit content types, ETags and conditional answers, remembered
+renderings. Helpers take what they need as arguments."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
-from connexion import request
+from cachetools import LRUCache
 from connexion.lifecycle import ConnexionResponse
 
-from edge.app import request_state
-from newsagg.service import Service
-
-
-def service() -> Service:
-    return request_state(request.scope).service
+T = TypeVar("T")
 
 
 def json_bytes(body: Any) -> bytes:
@@ -26,10 +24,12 @@ def json_reply(
 ) -> ConnexionResponse:
     # An explicit content type: the spec declares problem+json beside application/json,
     # and Connexion will not guess between them (connexion#1956).
-    return _bytes_reply(json_bytes(body), status, headers)
+    return bytes_reply(json_bytes(body), status, headers)
 
 
-def _bytes_reply(payload: bytes, status: int, headers: dict[str, str] | None) -> ConnexionResponse:
+def bytes_reply(
+    payload: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
         content_type="application/json",
@@ -46,19 +46,38 @@ def _matches(if_none_match: str, etag: str) -> bool:
 
 
 def weak_etag(content: bytes) -> str:
-    """A weak ETag over `content`, the part of a body that is content: for a page, all but
-    `cache_status` (a page served from the cache is the same content as when it was
-    fetched; only the note on how it was produced differs)."""
+    """A weak ETag over `content`: the part of a body that is content (for a feed page, all
+    but `cache_status`, a note on how the page was produced, not what it says)."""
     return 'W/"' + hashlib.sha256(content).hexdigest()[:32] + '"'
 
 
-def cacheable_reply(body: bytes, etag: str) -> ConnexionResponse:
-    """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already."""
-    headers = {
-        "ETag": etag,
-        # private: the answer depends on the caller's key; fresh as long as our own cache.
-        "Cache-Control": f"private, max-age={int(service().settings.cache_ttl)}",
-    }
-    if _matches(request.headers.get("if-none-match", ""), etag):
+def cacheable_reply(
+    body: bytes, etag: str, max_age: int, if_none_match: str | None
+) -> ConnexionResponse:
+    """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already.
+
+    `private`: the answer depends on the caller's key."""
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={max_age}"}
+    if if_none_match and _matches(if_none_match, etag):
         return ConnexionResponse(status_code=304, headers=headers)
-    return _bytes_reply(body, 200, headers)
+    return bytes_reply(body, 200, headers)
+
+
+class RenderMemo:
+    """Renderings remembered under a key the core gives (bounded, thread-safe)."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._renderings: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable | None, render: Callable[[], T]) -> T:
+        """`render()`, remembered under `key`; a None key is never remembered."""
+        if key is None:
+            return render()
+        with self._lock:
+            remembered = self._renderings.get(key)
+        if remembered is None:
+            remembered = render()
+            with self._lock:
+                self._renderings[key] = remembered
+        return remembered

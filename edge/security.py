@@ -11,12 +11,12 @@ from typing import Any
 from connexion.exceptions import Forbidden
 from connexion.lifecycle import ConnexionRequest
 
-from edge.app import request_state
+from edge.deps import service_of
 
 
 async def key_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:
     """Token info for an active key, or None (Connexion answers 401)."""
-    record = request_state(request.scope).service.keys.verify(token)
+    record = service_of(request.scope).keys.verify(token)
     if record is None:
         return None
     return {"sub": record.prefix, "key": record}

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime
 
 from connexion.lifecycle import ConnexionResponse
 
-from edge.replies import cacheable_reply, json_bytes, service, weak_etag
-from newsagg.aggregate import FeedPage, FeedRequest, SourceReport
-from newsagg.errors import InvalidInput, NotFound
-from providers.base import Query
-
-ALL_SOURCES = ("newsapi", "guardian", "hackernews")
-
-
-def _instant(name: str, value: str | None) -> datetime | None:
-    """An RFC 3339 date-time with an offset, as UTC; a 400 for anything else."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
-        raise InvalidInput(
-            f"{name}: {value!r} is not an RFC 3339 date-time such as 2026-11-25T08:00:00Z"
-        )
-    return parsed.astimezone(UTC)
+from edge.replies import RenderMemo, cacheable_reply, json_bytes, weak_etag
+from newsagg.errors import NotFound
+from newsagg.feed import FeedPage, FeedRequest, SourceReport
+from newsagg.service import Service
 
 
 def _source_json(report: SourceReport) -> dict:
@@ -40,11 +21,11 @@ def _source_json(report: SourceReport) -> dict:
     return body
 
 
-def _page_content(page: FeedPage) -> bytes:
-    """The page as JSON without its closing brace and `cache_status` (see cacheable_reply).
+def render_page(page: FeedPage) -> tuple[bytes, str]:
+    """(the body, its ETag). Articles were serialised once when fetched: only joined here.
 
-    Articles were serialised once when fetched; a cache hit only joins their bytes.
-    """
+    The ETag covers all but `cache_status`, which comes last so the content can be hashed
+    as one prefix of the body."""
     rest = json.dumps(
         {
             "count": len(page.items),
@@ -53,19 +34,17 @@ def _page_content(page: FeedPage) -> bytes:
         },
         separators=(",", ":"),
     )
-    return (
+    content = (
         b'{"articles":[' + b",".join(item.json for item in page.items) + b"]," + rest[1:-1].encode()
     )
-
-
-def _render(page: FeedPage) -> tuple[bytes, str]:
-    """(the body, its ETag)."""
-    content = _page_content(page)
     body = content + b',"cache_status":"%s"}' % page.cache_status.encode()
     return body, weak_etag(content)
 
 
 async def list_articles(
+    service: Service,
+    renderings: RenderMemo,
+    if_none_match: str | None,
     category: str | None = None,
     q: str | None = None,
     source: list[str] | None = None,
@@ -74,26 +53,24 @@ async def list_articles(
     limit: int = 20,
     cursor: str | None = None,
 ) -> ConnexionResponse:
-    published_from, published_to = _instant("from", from_), _instant("to", to)
-    if published_from and published_to and published_from > published_to:
-        raise InvalidInput("from: must not be later than to")
-    requested = tuple(name for name in ALL_SOURCES if name in (source or ALL_SOURCES))
-    query = Query(category, q, published_from, published_to)
-    aggregator = service().aggregator
-    # Cache hits never leave the event loop; misses are awaited without holding a thread.
-    gathering = aggregator.start(FeedRequest(query, requested, limit, cursor))
-    if gathering.pending:
-        await asyncio.wait(
-            [asyncio.wrap_future(f) for f in gathering.pending.values()],
-            timeout=aggregator.wait_seconds,
-        )
-    body, etag = aggregator.finish_rendered(gathering, _render)
-    return cacheable_reply(body, etag)
+    request = FeedRequest.parse(
+        category=category,
+        q=q,
+        sources=source,
+        published_from=from_,
+        published_to=to,
+        limit=limit,
+        cursor=cursor,
+    )
+    page = await service.feed.page(request)
+    body, etag = renderings.get(page.key, lambda: render_page(page))
+    return cacheable_reply(body, etag, int(service.settings.cache_ttl), if_none_match)
 
 
-def get_article(article_id: int) -> ConnexionResponse:
-    article = service().aggregator.article(article_id)
+def get_article(service: Service, if_none_match: str | None, article_id: int) -> ConnexionResponse:
+    """A plain function: it waits on the store, so Connexion runs it off the event loop."""
+    article = service.feed.article(article_id)
     if article is None:
         raise NotFound(f"No article with id {article_id}.")
     body = json_bytes(article)
-    return cacheable_reply(body, weak_etag(body))
+    return cacheable_reply(body, weak_etag(body), int(service.settings.cache_ttl), if_none_match)

@@ -1,3 +1,5 @@
+"""GET /health."""
+
 from connexion.lifecycle import ConnexionResponse
 
 from edge.replies import json_reply

@@ -1,4 +1,4 @@
-"""GET /me."""
+"""GET /me (not counted against the rate limit: clients call it to read their standing)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
-from edge.replies import json_reply, service
+from edge.replies import json_reply
 from handlers.keys import key_json
+from newsagg.service import Service
 
 
-def get_me(token_info: dict[str, Any]) -> ConnexionResponse:
-    svc = service()
+async def get_me(service: Service, token_info: dict[str, Any]) -> ConnexionResponse:
     key = token_info["key"]
-    standing = svc.limiter.peek(key.id, svc.settings.rate_limits[key.tier])
+    standing = service.standing(key)
     return json_reply(
         {
             "key": key_json(key),

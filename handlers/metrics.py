@@ -1,17 +1,17 @@
-"""GET /metrics (admin keys only; enforced by the adminBearerAuth scheme)."""
+"""GET /metrics (admin keys only, as the spec says and enforces)."""
 
 from __future__ import annotations
 
 from connexion.lifecycle import ConnexionResponse
 
-from edge.replies import service
 from newsagg.metrics import CONTENT_TYPE
+from newsagg.service import Service
 
 
-def get_metrics() -> ConnexionResponse:
+async def get_metrics(service: Service) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=200,
         content_type=CONTENT_TYPE,
         mimetype="text/plain",
-        body=service().metrics.exposition(),
+        body=service.metrics.exposition(),
     )

@@ -6,32 +6,28 @@ from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
-from edge.replies import json_reply, service
-from providers.base import CATEGORIES
+from edge.replies import json_reply
+from newsagg.feed import SourceView
+from newsagg.service import Service
 
 
-def list_sources() -> ConnexionResponse:
-    svc = service()
-    sources = []
-    for provider in svc.aggregator.providers.values():
-        health = svc.health.get(provider.name)
-        breaker = svc.health.breaker(provider.name)
-        last_error: dict[str, Any] | None = None
-        if health.last_error is not None:
-            last_error = {
-                "code": health.last_error.code,
-                "message": health.last_error.message,
-                "at": health.last_error.at.isoformat(),
-            }
-        sources.append(
-            {
-                "name": provider.name,
-                "enabled": provider.enabled,
-                "categories": [c for c in CATEGORIES if c in provider.categories],
-                "state": breaker.state,
-                "retry_in_seconds": breaker.retry_in_seconds,
-                "last_success_at": health.last_success_at and health.last_success_at.isoformat(),
-                "last_error": last_error,
-            }
-        )
-    return json_reply({"sources": sources})
+def _source_json(source: SourceView) -> dict[str, Any]:
+    health, last_error = source.health, source.health.last_error
+    return {
+        "name": source.name,
+        "enabled": source.enabled,
+        "categories": list(source.categories),
+        "state": source.breaker.state,
+        "retry_in_seconds": source.breaker.retry_in_seconds,
+        "last_success_at": health.last_success_at and health.last_success_at.isoformat(),
+        "last_error": last_error
+        and {
+            "code": last_error.code,
+            "message": last_error.message,
+            "at": last_error.at.isoformat(),
+        },
+    }
+
+
+async def list_sources(service: Service) -> ConnexionResponse:
+    return json_reply({"sources": [_source_json(source) for source in service.feed.sources()]})

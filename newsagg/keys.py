@@ -13,12 +13,14 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from newsagg.store import KeyRecord, Store
 
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
-TIERS = ("basic", "premium", "unlimited")
+Tier = Literal["basic", "premium", "unlimited"]
+TIERS: tuple[Tier, ...] = get_args(Tier)
 BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
 
 
@@ -40,7 +42,7 @@ class KeyRing:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def create(self, name: str, tier: str = "basic", admin: bool = False) -> NewKey:
+    def create(self, name: str, tier: Tier = "basic", admin: bool = False) -> NewKey:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}")
         plaintext = KEY_MARK + secrets.token_urlsafe(32)

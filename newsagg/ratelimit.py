@@ -35,6 +35,10 @@ class RateLimiter(Protocol):
         """The standing, counting nothing."""
         ...
 
+    def refund(self, key_id: int, limit: int | None) -> Standing:
+        """Take back the request counted last; answer the standing after it."""
+        ...
+
 
 class SlidingWindowLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -70,3 +74,13 @@ class SlidingWindowLimiter:
         with self._lock:
             now = self._clock()
             return self._standing(self._window(key_id, now), limit, now, allowed=True)
+
+    def refund(self, key_id: int, limit: int | None) -> Standing:
+        if limit is None:
+            return Standing(None, None, 0)
+        with self._lock:
+            now = self._clock()
+            window = self._window(key_id, now)
+            if window:
+                window.pop()
+            return self._standing(window, limit, now, allowed=True)

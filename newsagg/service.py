@@ -5,16 +5,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
-from newsagg.aggregate import Aggregator, FeedItem, new_executor
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
+from newsagg.feed import Feed, FeedItem, new_executor
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
-from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter
+from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter, Standing
 from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
-from newsagg.store import Store
+from newsagg.store import KeyRecord, Store
 from providers.base import Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
@@ -29,9 +29,21 @@ class Service:
     keys: KeyRing
     limiter: RateLimiter
     health: ProviderHealth
-    aggregator: Aggregator
+    feed: Feed
     metrics: Metrics
     simulator: Simulator | None = None
+
+    def count_request(self, key: KeyRecord) -> Standing:
+        """Count one request of `key` if its hourly limit allows; its standing after that."""
+        return self.limiter.hit(key.id, self.settings.hourly_limit(key.tier))
+
+    def uncount_request(self, key: KeyRecord) -> Standing:
+        """Give back the request counted last (an answer that is not charged for)."""
+        return self.limiter.refund(key.id, self.settings.hourly_limit(key.tier))
+
+    def standing(self, key: KeyRecord) -> Standing:
+        """`key`'s standing, counting nothing."""
+        return self.limiter.peek(key.id, self.settings.hourly_limit(key.tier))
 
     def close(self) -> None:
         if self.simulator is not None:
@@ -40,7 +52,10 @@ class Service:
 
 
 def pointed_at(settings: Settings, simulator: Simulator) -> Settings:
-    """The settings with every provider's URL and key those of a running simulator."""
+    """The settings with every provider's URL and key those of a running simulator.
+
+    `demo` is off in the result: these settings no longer ask for a simulator, they name
+    one (so worker processes given them do not start their own)."""
     return replace(
         settings,
         newsapi_url=simulator.base_url("newsapi"),
@@ -48,11 +63,12 @@ def pointed_at(settings: Settings, simulator: Simulator) -> Settings:
         hackernews_url=simulator.base_url("hackernews"),
         newsapi_key=simulator.newsapi_key,
         guardian_key=simulator.guardian_key,
+        demo=False,
     )
 
 
-def start_demo_simulator(settings: Settings) -> tuple[Settings, Simulator]:
-    """Start the upstream simulator and point every provider at it."""
+def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
+    """Start the upstream simulator and point every provider at it (demo mode)."""
     simulator = Simulator()
     simulator.start()
     return pointed_at(settings, simulator), simulator
@@ -69,7 +85,7 @@ def make_providers(settings: Settings) -> list[Provider]:
 def build_service(settings: Settings) -> Service:
     simulator = None
     if settings.demo:
-        settings, simulator = start_demo_simulator(settings)
+        settings, simulator = with_simulator(settings)
     store = Store(settings.database)
     keys = KeyRing(store)
     if settings.admin_key:
@@ -77,16 +93,14 @@ def build_service(settings: Settings) -> Service:
     health = ProviderHealth()
     metrics = Metrics()
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
-    aggregator = Aggregator(
+    feed = Feed(
         providers=make_providers(settings),
         store=store,
         cache=ResultCache[tuple[FeedItem, ...]](settings.cache_ttl, settings.cache_max_stale),
         health=health,
         cursors=CursorCodec(bytes.fromhex(cursor_secret)),
         timeout=settings.upstream_timeout,
-        single_flight=SingleFlight(new_executor()).submit,
+        single_flight=SingleFlight(new_executor()),
         metrics=metrics,
     )
-    return Service(
-        settings, store, keys, SlidingWindowLimiter(), health, aggregator, metrics, simulator
-    )
+    return Service(settings, store, keys, SlidingWindowLimiter(), health, feed, metrics, simulator)

@@ -1,94 +1,253 @@
-"""Configuration, read once from the environment (CLI flags override it)."""
+"""Configuration: every setting declared once, with its type, default, variable and meaning.
+
+`Settings` is read from the environment (`from_env`), handed to worker processes the same
+way (`to_env`), overridden by CLI flags (`flag`), and printed as the README's configuration
+table (`markdown_table`, kept equal to the README by a test).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-DEFAULT_URLS = {
-    "newsapi": "https://newsapi.org",
-    "guardian": "https://content.guardianapis.com",
-    "hackernews": "https://hn.algolia.com",
-}
+from newsagg.keys import Tier
+
+Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value; SettingsError if unusable
 
 
 class SettingsError(ValueError):
-    """An environment variable holds a value that cannot be used."""
+    """An environment variable or flag holds a value that cannot be used."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {raw!r}")
-    return value
+def _text(_name: str, raw: str) -> str:
+    return raw
 
 
-def _optional_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """An hourly limit: a positive integer, or `none` for no limit."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() == "none":
+def _flag(_name: str, raw: str) -> bool:
+    return raw.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _number(minimum: float) -> Parse:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum:g}, not {raw!r}")
+        return value
+
+    return parse
+
+
+def _whole(minimum: int, maximum: int) -> Parse:
+    def parse(name: str, raw: str) -> int:
+        if not raw.strip().isdigit() or not minimum <= int(raw) <= maximum:
+            raise SettingsError(f"{name} must be a whole number {minimum}-{maximum}, not {raw!r}")
+        return int(raw)
+
+    return parse
+
+
+def _hourly_limit(name: str, raw: str) -> int | None:
+    if raw.strip().lower() == "none":
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.strip().isdigit() or int(raw) < 1:
         raise SettingsError(f"{name} must be a positive integer or 'none', not {raw!r}")
     return int(raw)
 
 
+def _list(_name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def setting(
+    env: str,
+    default: Any,
+    meaning: str,
+    parse: Parse = _text,
+    *,
+    flag: str | None = None,
+    secret: bool = False,
+    shown_default: str | None = None,
+) -> Any:
+    """A Settings field: its environment variable, meaning and parser travel with it."""
+    return field(
+        default=default,
+        metadata={
+            "env": env,
+            "meaning": meaning,
+            "parse": parse,
+            "flag": flag,
+            "secret": secret,
+            "shown_default": shown_default,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
-    database: str = "newsagg.sqlite3"
-    admin_key: str | None = None
-    newsapi_key: str | None = None
-    guardian_key: str | None = None
-    newsapi_url: str = DEFAULT_URLS["newsapi"]
-    guardian_url: str = DEFAULT_URLS["guardian"]
-    hackernews_url: str = DEFAULT_URLS["hackernews"]
-    cache_ttl: float = 300.0
-    cache_max_stale: float = 3600.0  # how long past its TTL a result may be served on error
-    upstream_timeout: float = 5.0
-    demo: bool = False
-    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; none by default
-    # Hourly request limit per tier; None means no limit.
-    rate_limits: dict[str, int | None] = field(
-        default_factory=lambda: {"basic": 100, "premium": 1000, "unlimited": None}
+    database: str = setting(
+        "NEWSAGG_DATABASE",
+        "newsagg.sqlite3",
+        "SQLite file for keys, article ids and the service's secrets (the embedded default)",
+        flag="--database",
+        shown_default="`newsagg.sqlite3` in the working directory",
+    )
+    admin_key: str | None = setting(
+        "NEWSAGG_ADMIN_KEY",
+        None,
+        "optional bootstrap admin key (plaintext), registered at start-up",
+        secret=True,
+    )
+    newsapi_key: str | None = setting(
+        "NEWSAGG_NEWSAPI_KEY",
+        None,
+        "NewsAPI.org key; without one NewsAPI is `disabled`",
+        secret=True,
+    )
+    guardian_key: str | None = setting(
+        "NEWSAGG_GUARDIAN_KEY",
+        None,
+        "Guardian Open Platform key; without one the Guardian is `disabled`",
+        secret=True,
+    )
+    newsapi_url: str = setting("NEWSAGG_NEWSAPI_URL", "https://newsapi.org", "NewsAPI base URL")
+    guardian_url: str = setting(
+        "NEWSAGG_GUARDIAN_URL", "https://content.guardianapis.com", "Guardian base URL"
+    )
+    hackernews_url: str = setting(
+        "NEWSAGG_HACKERNEWS_URL", "https://hn.algolia.com", "Hacker News (Algolia) base URL"
+    )
+    cache_ttl: float = setting(
+        "NEWSAGG_CACHE_TTL", 300.0, "seconds a fetched result is fresh", _number(0)
+    )
+    cache_max_stale: float = setting(
+        "NEWSAGG_CACHE_MAX_STALE",
+        3600.0,
+        "seconds past its freshness a result may still be served when its provider fails",
+        _number(0),
+    )
+    upstream_timeout: float = setting(
+        "NEWSAGG_UPSTREAM_TIMEOUT",
+        5.0,
+        "seconds a provider may take in one request, retries included",
+        _number(0.1),
+    )
+    rate_limit_basic: int | None = setting(
+        "NEWSAGG_RATE_LIMIT_BASIC",
+        100,
+        "requests per hour of a `basic` key (`none`: no limit)",
+        _hourly_limit,
+    )
+    rate_limit_premium: int | None = setting(
+        "NEWSAGG_RATE_LIMIT_PREMIUM",
+        1000,
+        "requests per hour of a `premium` key (`none`: no limit)",
+        _hourly_limit,
+    )
+    rate_limit_unlimited: int | None = setting(
+        "NEWSAGG_RATE_LIMIT_UNLIMITED",
+        None,
+        "requests per hour of an `unlimited` key (`none`: no limit)",
+        _hourly_limit,
+        shown_default="`none`",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "NEWSAGG_CORS_ORIGINS",
+        (),
+        "comma-separated browser origins allowed to call the API (CORS off when empty)",
+        _list,
+    )
+    demo: bool = setting(
+        "NEWSAGG_DEMO",
+        False,
+        "serve from the bundled upstream simulator: no internet, no upstream keys",
+        _flag,
+        flag="--demo",
+    )
+    host: str = setting(
+        "NEWSAGG_HOST", "127.0.0.1", "address `newsagg serve` listens on", flag="--host"
+    )
+    port: int = setting(
+        "NEWSAGG_PORT", 8000, "port `newsagg serve` listens on", _whole(1, 65535), flag="--port"
+    )
+    workers: int = setting(
+        "NEWSAGG_WORKERS", 1, "worker processes of `newsagg serve`", _whole(1, 64), flag="--workers"
     )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Unset or empty variables keep their defaults."""
         env = os.environ if env is None else env
-        return cls(
-            database=env.get("NEWSAGG_DATABASE") or cls.database,
-            admin_key=env.get("NEWSAGG_ADMIN_KEY") or None,
-            newsapi_key=env.get("NEWSAGG_NEWSAPI_KEY") or None,
-            guardian_key=env.get("NEWSAGG_GUARDIAN_KEY") or None,
-            newsapi_url=env.get("NEWSAGG_NEWSAPI_URL") or DEFAULT_URLS["newsapi"],
-            guardian_url=env.get("NEWSAGG_GUARDIAN_URL") or DEFAULT_URLS["guardian"],
-            hackernews_url=env.get("NEWSAGG_HACKERNEWS_URL") or DEFAULT_URLS["hackernews"],
-            cache_ttl=_number(env, "NEWSAGG_CACHE_TTL", 300.0, 0.0),
-            cache_max_stale=_number(env, "NEWSAGG_CACHE_MAX_STALE", 3600.0, 0.0),
-            upstream_timeout=_number(env, "NEWSAGG_UPSTREAM_TIMEOUT", 5.0, 0.1),
-            demo=env.get("NEWSAGG_DEMO", "") not in ("", "0", "false", "no"),
-            cors_origins=tuple(
-                o.strip() for o in env.get("NEWSAGG_CORS_ORIGINS", "").split(",") if o.strip()
-            ),
-            rate_limits={
-                "basic": _optional_int(env, "NEWSAGG_RATE_LIMIT_BASIC", 100),
-                "premium": _optional_int(env, "NEWSAGG_RATE_LIMIT_PREMIUM", 1000),
-                "unlimited": _optional_int(env, "NEWSAGG_RATE_LIMIT_UNLIMITED", None),
-            },
-        )
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"], "")
+            if raw != "":
+                values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make `from_env` give these settings back (for worker processes)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                env[f.metadata["env"]] = "none" if f.metadata["parse"] is _hourly_limit else ""
+            elif isinstance(value, bool):
+                env[f.metadata["env"]] = "1" if value else "0"
+            elif isinstance(value, tuple):
+                env[f.metadata["env"]] = ",".join(value)
+            else:
+                env[f.metadata["env"]] = str(value)
+        return env
+
+    def with_flags(self, flags: Mapping[str, str | bool | None]) -> Settings:
+        """These settings overridden by CLI flags given (`flags` maps field name -> raw value)."""
+        changes = {}
+        for f in fields(self):
+            raw = flags.get(f.name)
+            if raw is None or raw is False:
+                continue
+            changes[f.name] = True if raw is True else f.metadata["parse"](f.metadata["flag"], raw)
+        return replace(self, **changes)
+
+    def hourly_limit(self, tier: Tier) -> int | None:
+        """The request limit per hour of a key of `tier`; None for no limit."""
+        return getattr(self, f"rate_limit_{tier}")
 
     def __repr__(self) -> str:
         # Never print credentials, even in a traceback or a debug log.
-        return (
-            f"Settings(database={self.database!r}, demo={self.demo}, "
-            f"cache_ttl={self.cache_ttl}, upstream_timeout={self.upstream_timeout})"
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if not f.metadata["secret"]
         )
+        return f"Settings({shown})"
+
+
+def flagged() -> list[tuple[str, str, str]]:
+    """(field name, flag, meaning) of every setting that has a CLI flag."""
+    return [
+        (f.name, f.metadata["flag"], f.metadata["meaning"])
+        for f in fields(Settings)
+        if f.metadata["flag"]
+    ]
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = f.metadata["shown_default"]
+        if default is None:
+            value = f.default
+            if value is None or value == ():
+                default = "unset"
+            elif isinstance(value, bool):
+                default = "on" if value else "off"
+            else:
+                default = f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+        flag = f" (flag `{f.metadata['flag']}`)" if f.metadata["flag"] else ""
+        rows.append(f"| `{f.metadata['env']}` | {f.metadata['meaning']}{flag} | {default} |")
+    return "\n".join(rows)

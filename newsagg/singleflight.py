@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
@@ -22,7 +23,8 @@ class SingleFlight:
             future = self._in_flight.get(key)
             if future is not None:
                 return future
-            future = self._executor.submit(call)
+            # The caller's context (its request id) goes along, so the call's log lines name it.
+            future = self._executor.submit(contextvars.copy_context().run, call)
             self._in_flight[key] = future
         future.add_done_callback(lambda done: self._forget(key, done))
         return future

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-CATEGORIES = (
-    "business",
-    "entertainment",
-    "general",
-    "health",
-    "science",
-    "sports",
-    "technology",
-)
+Category = Literal[
+    "business", "entertainment", "general", "health", "science", "sports", "technology"
+]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+ProviderName = Literal["newsapi", "guardian", "hackernews"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = get_args(ProviderName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +21,11 @@ class Article:
     title: str
     description: str | None
     url: str  # canonical URL (see providers.text.canonical_url)
-    source: str  # the provider: newsapi, guardian, hackernews
+    source: ProviderName
     publisher: str | None  # the outlet
     author: str | None
     image_url: str | None
-    category: str  # one of CATEGORIES
+    category: Category
     published_at: datetime  # timezone-aware, UTC
 
 
@@ -36,7 +33,7 @@ class Article:
 class Query:
     """What a client asked for, in the terms every provider understands."""
 
-    category: str | None = None
+    category: Category | None = None
     q: str | None = None
     published_from: datetime | None = None  # aware UTC, inclusive
     published_to: datetime | None = None  # aware UTC, inclusive
@@ -71,8 +68,8 @@ ERROR_CODES = (
 class Provider(Protocol):
     """An upstream news API, seen from the core."""
 
-    name: str
-    categories: frozenset[str]  # categories it can serve; None-category queries always
+    name: ProviderName
+    categories: frozenset[Category]  # categories it can serve; None-category queries always
 
     @property
     def enabled(self) -> bool:

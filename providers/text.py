@@ -58,10 +58,14 @@ def html_to_text(markup: str | None) -> str | None:
     return text or None
 
 
-def parse_timestamp(value: object) -> datetime:
-    """Any RFC 3339 form ('Z', offsets, fractions) as an aware UTC datetime; naive is UTC."""
+def parse_timestamp(value: object, *, require_offset: bool = False) -> datetime:
+    """Any RFC 3339 form ('Z', offsets, fractions) as an aware UTC datetime.
+
+    Upstreams sometimes leave the offset out (taken as UTC); a client must not
+    (`require_offset`): its "08:00" could mean any zone.
+    """
     match = _RFC3339.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
+    if match is None or (require_offset and not match["offset"]):
         raise ValueError("not an RFC 3339 timestamp")
     date, time, fraction, offset = match.group("date", "time", "fraction", "offset")
     # fromisoformat takes at most 6 fraction digits: finer precision is noise for news.

@@ -98,7 +98,7 @@ class LiveServer:
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(service=service), log_level="warning", lifespan="off", access_log=False
+            create_app(service=service), log_level="warning", lifespan="on", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -100,7 +100,7 @@ def test_settings_from_env_and_errors():
             "NEWSAGG_GUARDIAN_KEY": "g-secret",
         }
     )
-    assert settings.cache_ttl == 60 and settings.rate_limits["unlimited"] == 5000
+    assert settings.cache_ttl == 60 and settings.hourly_limit("unlimited") == 5000
     assert "g-secret" not in repr(settings)
     with pytest.raises(SettingsError, match="NEWSAGG_CACHE_TTL"):
         Settings.from_env({"NEWSAGG_CACHE_TTL": "soon"})

@@ -124,7 +124,7 @@ def test_bootstrap_admin_key_from_settings(make_service, bearer):
 
 
 def test_rate_limit_headers_429_and_me(make_service, bearer):
-    service = make_service(rate_limits={"basic": 3, "premium": 1000, "unlimited": None})
+    service = make_service(rate_limit_basic=3)
     limited = bearer(service.keys.create("limited", "basic").plaintext)
     other = bearer(service.keys.create("other", "basic").plaintext)
     with create_app(service=service).test_client() as c:

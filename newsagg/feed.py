@@ -4,18 +4,24 @@ Each provider's result for a query is fetched at most once at a time (single-fli
 gets stable ids from the store and is cached. A provider that fails or does not answer in
 time degrades only its own part of the answer: its entry in `sources` says why, and an
 expired cached result is served instead when there is one (stale-if-error).
+
+`Feed.page` is the one call the edge makes. A page made only of cached results is
+remembered under `FeedPage.key`, so a repeat neither merges nor sorts again, and the edge
+can remember its rendering under the same key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Literal
 
 from cachetools import LRUCache
 
@@ -23,20 +29,33 @@ from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
 from newsagg.metrics import Metrics
-from newsagg.provider_health import ProviderHealth
+from newsagg.provider_health import BreakerView, Health, ProviderHealth
+from newsagg.singleflight import SingleFlight
 from newsagg.store import Store
-from providers.base import Article, Provider, Query, UpstreamError
+from providers.base import (
+    CATEGORIES,
+    PROVIDER_NAMES,
+    Article,
+    Category,
+    Provider,
+    ProviderName,
+    Query,
+    UpstreamError,
+)
+from providers.text import parse_timestamp
 
 log = logging.getLogger(__name__)
 
 # When two providers carry the same story, keep the record of the one nearest the source:
 # the Guardian publishes its own stories, NewsAPI relays, Hacker News only links.
-PROVIDER_PRIORITY = ("guardian", "newsapi", "hackernews")
+PROVIDER_PRIORITY: tuple[ProviderName, ...] = ("guardian", "newsapi", "hackernews")
 # Time allowed past the upstream budget for the worker thread to hand its result over.
 HANDOVER_GRACE_SECONDS = 0.25
 RETRY_AFTER_SECONDS = 30
-RENDERED_PAGES = 1024  # pages remembered in their rendered form (see finish_rendered)
-R = TypeVar("R")
+REMEMBERED_PAGES = 1024
+
+SourceStatus = Literal["ok", "stale", "error", "skipped", "disabled"]
+CacheStatus = Literal["hit", "miss", "stale"]
 
 
 def article_fields(article: Article) -> dict[str, Any]:
@@ -65,16 +84,52 @@ class FeedItem:
         fields = {"id": article_id, **article_fields(article)}
         return cls(article_id, article, json.dumps(fields, separators=(",", ":")).encode())
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[datetime, int]:
         return (self.article.published_at, self.id)
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    """A client's RFC 3339 date-time, which must carry its offset, as UTC."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, require_offset=True)
+    except ValueError:
+        raise InvalidInput(
+            f"{name}: {value!r} is not an RFC 3339 date-time such as 2026-11-25T08:00:00Z"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
 class FeedRequest:
     query: Query
-    sources: tuple[str, ...]  # the providers asked for
+    sources: tuple[ProviderName, ...]  # the providers asked for, in PROVIDER_NAMES order
     limit: int
     cursor: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        category: Category | None = None,
+        q: str | None = None,
+        sources: Iterable[str] | None = None,
+        published_from: str | None = None,
+        published_to: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> FeedRequest:
+        """A request from a client's values (already checked against the contract)."""
+        start, end = _instant("from", published_from), _instant("to", published_to)
+        if start and end and start > end:
+            raise InvalidInput("from: must not be later than to")
+        wanted = set(sources or PROVIDER_NAMES)
+        return cls(
+            Query(category, q, start, end),
+            tuple(name for name in PROVIDER_NAMES if name in wanted),
+            limit,
+            cursor,
+        )
 
     def fingerprint(self) -> str:
         q = self.query
@@ -90,8 +145,8 @@ class FeedRequest:
 
 @dataclass(frozen=True, slots=True)
 class SourceReport:
-    name: str
-    status: str  # ok, stale, error, skipped, disabled
+    name: ProviderName
+    status: SourceStatus
     article_count: int | None = None
     error: UpstreamError | None = None
     from_cache: bool = False
@@ -100,24 +155,37 @@ class SourceReport:
 @dataclass(frozen=True, slots=True)
 class FeedPage:
     items: list[FeedItem]
-    cache_status: str  # hit, miss, stale
+    cache_status: CacheStatus
     next_cursor: str | None
-    sources: list[SourceReport] = field(default_factory=list)
+    sources: list[SourceReport]
+    # Identifies the page while the cached results it was made of last; None when any part
+    # was fetched now or failed (such a page is not remembered).
+    key: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """A provider as /sources shows it."""
+
+    name: ProviderName
+    enabled: bool
+    categories: tuple[Category, ...]
+    health: Health
+    breaker: BreakerView
 
 
 @dataclass(slots=True)
-class Gathering:
-    """One feed request between `Aggregator.start` and `Aggregator.finish`."""
+class _Gathering:
+    """One feed request while its providers' results come in."""
 
     request: FeedRequest
     position: Position | None
     reports: dict[str, SourceReport] = field(default_factory=dict)
     results: dict[str, Sequence[FeedItem]] = field(default_factory=dict)
-    pending: dict[str, Future] = field(default_factory=dict)
+    pending: dict[str, Future[tuple[FeedItem, ...]]] = field(default_factory=dict)
     versions: list[tuple[str, float]] = field(default_factory=list)  # cache entries used
 
-    def memo_key(self) -> Hashable | None:
-        """Identifies the page when it is made only of cached results, else None."""
+    def key(self) -> Hashable | None:
         return None if self.pending else (self.request, tuple(self.versions))
 
 
@@ -130,7 +198,7 @@ def merge(results: dict[str, Sequence[FeedItem]]) -> list[FeedItem]:
     return sorted(by_url.values(), key=FeedItem.sort_key, reverse=True)
 
 
-def overall_cache_status(reports: Sequence[SourceReport]) -> str:
+def overall_cache_status(reports: Sequence[SourceReport]) -> CacheStatus:
     contributing = [r for r in reports if r.status in ("ok", "stale")]
     if any(r.status == "stale" for r in contributing):
         return "stale"
@@ -139,7 +207,22 @@ def overall_cache_status(reports: Sequence[SourceReport]) -> str:
     return "miss"
 
 
-class Aggregator:
+def _consume_outcome(waiter: asyncio.Future[Any]) -> None:
+    """The outcome is read from the concurrent future; mark the asyncio copy as read too,
+    or asyncio logs "Future exception was never retrieved" for every failed fetch."""
+    if not waiter.cancelled():
+        waiter.exception()
+
+
+async def _wait(futures: Iterable[Future[Any]], timeout: float) -> None:
+    """Wait on the event loop (no thread held) until all are done or `timeout` passes."""
+    waiters = [asyncio.wrap_future(f) for f in futures]
+    for waiter in waiters:
+        waiter.add_done_callback(_consume_outcome)
+    await asyncio.wait(waiters, timeout=timeout)
+
+
+class Feed:
     def __init__(
         self,
         providers: Sequence[Provider],
@@ -148,10 +231,10 @@ class Aggregator:
         health: ProviderHealth,
         cursors: CursorCodec,
         timeout: float,
-        single_flight: Callable[[Any, Callable[[], Any]], Future],
+        single_flight: SingleFlight,
         metrics: Metrics,
     ) -> None:
-        self.providers = {p.name: p for p in providers}
+        self._providers = {p.name: p for p in providers}
         self._store = store
         self._cache = cache
         self._health = health
@@ -159,17 +242,49 @@ class Aggregator:
         self._timeout = timeout
         self._single_flight = single_flight
         self._metrics = metrics
-        self._rendered: LRUCache[Hashable, Any] = LRUCache(maxsize=RENDERED_PAGES)
-        self._rendered_lock = threading.Lock()
+        self._pages: LRUCache[Hashable, FeedPage] = LRUCache(maxsize=REMEMBERED_PAGES)
+        self._pages_lock = threading.Lock()
 
-    def start(self, request: FeedRequest) -> Gathering:
-        """Look in the cache and start the fetches it cannot answer. Never blocks.
+    async def page(self, request: FeedRequest) -> FeedPage:
+        """One page of the feed. A cache hit never awaits: it stays on the caller's turn of
+        the event loop. Raises InvalidInput for a bad cursor, Unavailable when no provider
+        could deliver and nothing is cached."""
+        gathering = self._start(request)
+        if gathering.pending:
+            await _wait(gathering.pending.values(), self._timeout + HANDOVER_GRACE_SECONDS)
+        key = gathering.key()
+        if key is not None:
+            with self._pages_lock:
+                remembered = self._pages.get(key)
+            if remembered is not None:
+                return remembered
+        page = self._finish(gathering, key)
+        if key is not None:
+            with self._pages_lock:
+                self._pages[key] = page
+        return page
 
-        The caller waits for `gathering.pending` (up to `wait_seconds`), then calls `finish`.
-        """
-        gathering = Gathering(request, self._position(request))
+    def article(self, article_id: int) -> dict[str, Any] | None:
+        data = self._store.article(article_id)
+        return None if data is None else {"id": article_id, **data}
+
+    def sources(self) -> list[SourceView]:
+        return [
+            SourceView(
+                provider.name,
+                provider.enabled,
+                tuple(c for c in CATEGORIES if c in provider.categories),
+                self._health.get(provider.name),
+                self._health.breaker(provider.name),
+            )
+            for provider in self._providers.values()
+        ]
+
+    def _start(self, request: FeedRequest) -> _Gathering:
+        """Answer what the cache can and start the fetches it cannot. Never blocks."""
+        gathering = _Gathering(request, self._position(request))
         for name in request.sources:
-            provider = self.providers[name]
+            provider = self._providers[name]
             if not provider.enabled:
                 gathering.reports[name] = SourceReport(name, "disabled")
             elif not provider.serves(request.query):
@@ -185,16 +300,12 @@ class Aggregator:
                     )
                 else:
                     self._metrics.cache_lookups.labels("miss").inc()
-                    gathering.pending[name] = self._single_flight(
+                    gathering.pending[name] = self._single_flight.submit(
                         (name, request.query), lambda p=provider: self._fetch(p, request.query)
                     )
         return gathering
 
-    @property
-    def wait_seconds(self) -> float:
-        return self._timeout + HANDOVER_GRACE_SECONDS
-
-    def finish(self, gathering: Gathering) -> FeedPage:
+    def _finish(self, gathering: _Gathering, key: Hashable | None) -> FeedPage:
         """Collect what the fetches delivered by now, merge and cut the page. Never blocks."""
         request, reports, results = gathering.request, gathering.reports, gathering.results
         for name, future in gathering.pending.items():
@@ -229,22 +340,7 @@ class Aggregator:
             next_cursor = self._cursors.encode(
                 request.fingerprint(), Position(last.article.published_at, last.id)
             )
-        return FeedPage(page, overall_cache_status(ordered), next_cursor, ordered)
-
-    def finish_rendered(self, gathering: Gathering, render: Callable[[FeedPage], R]) -> R:
-        """`render(finish(gathering))`, remembered while the cached results it used last,
-        so a cache hit neither merges nor serialises again."""
-        key = gathering.memo_key()
-        if key is not None:
-            with self._rendered_lock:
-                remembered = self._rendered.get(key)
-            if remembered is not None:
-                return remembered
-        rendered = render(self.finish(gathering))
-        if key is not None:
-            with self._rendered_lock:
-                self._rendered[key] = rendered
-        return rendered
+        return FeedPage(page, overall_cache_status(ordered), next_cursor, ordered, key)
 
     def _position(self, request: FeedRequest) -> Position | None:
         if request.cursor is None:
@@ -256,7 +352,7 @@ class Aggregator:
 
     def _failed(
         self,
-        name: str,
+        name: ProviderName,
         query: Query,
         error: UpstreamError,
         results: dict[str, Sequence[FeedItem]],
@@ -281,6 +377,8 @@ class Aggregator:
         except UpstreamError as exc:
             calls.labels(provider.name, exc.code).inc()
             self._health.failed(provider.name, exc)
+            # Expected: one line, no traceback. The message never holds a key or a URL.
+            log.warning("provider %s failed: %s (%s)", provider.name, exc.code, exc.message)
             raise
         except Exception:
             calls.labels(provider.name, "upstream_bad_response").inc()
@@ -303,10 +401,6 @@ class Aggregator:
     def _retry_after(self, reports: Sequence[SourceReport]) -> int:
         hints = [r.error.retry_after for r in reports if r.error and r.error.retry_after]
         return max(1, int(min(hints))) if hints else RETRY_AFTER_SECONDS
-
-    def article(self, article_id: int) -> dict[str, Any] | None:
-        data = self._store.article(article_id)
-        return None if data is None else {"id": article_id, **data}
 
 
 def new_executor() -> ThreadPoolExecutor:

@@ -1,0 +1,37 @@
+"""What a request may depend on, and where it comes from.
+
+The service is built once per app by the lifespan and reaches each request through the
+ASGI lifespan state (`scope["state"]`). `RequestContextMiddleware` hands each operation
+what it declares as a parameter, the Connexion way: entries of Connexion's request context
+become handler arguments of the same name (as `token_info` does after authentication).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import Scope
+
+from newsagg.service import Service
+
+SERVICE = "service"  # in the lifespan state, and the handler argument's name
+RENDERINGS = "renderings"  # the app's RenderMemo, likewise
+CONNEXION_CONTEXT = "connexion_context"
+
+
+def service_of(scope: Scope) -> Service:
+    return scope["state"][SERVICE]
+
+
+def connexion_context(scope: Scope) -> dict[str, Any]:
+    """The dict Connexion turns into handler arguments. Created here, before Connexion
+    copies the scope, it is shared with every copy: what is written below is seen above."""
+    return scope.setdefault("extensions", {}).setdefault(CONNEXION_CONTEXT, {})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (`name` in lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,93 @@
+"""Per-request dependencies and rate limiting, around Connexion's own layers.
+
+- `RequestContextMiddleware` (outside Connexion's exception handling, so it sees every
+  answer): hands handlers their dependencies (`service`, `renderings`,
+  `if_none_match`) and puts the
+  caller's rate-limit standing on every answer of a counted request, errors included.
+- `RateLimitMiddleware` (after authentication, before validation): counts the request
+  against the caller's hourly limit, or refuses it with 429.
+
+A 304 revalidation is not charged for (as GitHub's API does): it is counted on the way in,
+like every request, and given back when the answer turns out to be a 304.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge.deps import RENDERINGS, SERVICE, connexion_context, header, service_of
+from newsagg.errors import RateLimited
+from newsagg.ratelimit import Standing
+from newsagg.store import KeyRecord
+
+# Operations that do not count against the rate limit (clients poll it to read their standing).
+UNCOUNTED_OPERATIONS = frozenset({"handlers.me.getMe"})  # as Connexion resolves it
+CHARGE = "newsagg_charge"  # in the scope's extensions: what the request was charged
+
+
+@dataclass(slots=True)
+class Charge:
+    key: KeyRecord
+    standing: Standing
+
+
+def rate_limit_headers(standing: Standing) -> list[tuple[bytes, bytes]]:
+    if standing.limit is None:
+        return []
+    return [
+        (b"x-ratelimit-limit", str(standing.limit).encode()),
+        (b"x-ratelimit-remaining", str(standing.remaining).encode()),
+        (b"x-ratelimit-reset", str(standing.reset_seconds).encode()),
+    ]
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = service_of(scope)
+        context = connexion_context(scope)
+        context[SERVICE] = service
+        context[RENDERINGS] = scope["state"][RENDERINGS]
+        context["if_none_match"] = header(scope, b"if-none-match")
+        extensions = scope["extensions"]
+
+        async def send_with_standing(message: Message) -> None:
+            charge: Charge | None = extensions.get(CHARGE)
+            if message["type"] == "http.response.start" and charge is not None:
+                if message["status"] == 304:
+                    charge.standing = service.uncount_request(charge.key)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *rate_limit_headers(charge.standing),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_standing)
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = scope.get("extensions", {})
+        token_info = extensions.get("connexion_context", {}).get("token_info")
+        operation = extensions.get("connexion_routing", {}).get("operation_id")
+        if token_info is not None and operation not in UNCOUNTED_OPERATIONS:
+            key = token_info["key"]
+            standing = service_of(scope).count_request(key)
+            extensions[CHARGE] = Charge(key, standing)
+            if not standing.allowed:
+                raise RateLimited(
+                    f"Rate limit of {standing.limit} requests per hour exceeded; "
+                    f"retry in {standing.reset_seconds} seconds.",
+                    retry_after_seconds=standing.reset_seconds,
+                )
+        await self.app(scope, receive, send)
