@@ -15,10 +15,8 @@ from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
 from edge.app import SPEC_PATH, create_app, resolve_handler
-from newsagg.service import build_service, pointed_at
 from newsagg.settings import Settings
 from providers.base import ERROR_CODES
-from simulator import Simulator
 
 
 @pytest.fixture(scope="module")
@@ -83,25 +81,22 @@ def test_the_app_serves_its_spec_and_swagger_ui(client):
 
 ROOT = SPEC_PATH.parent.parent
 
-# The fuzzed service: built at import because schemathesis collects its cases from the
-# app then. Its own simulator and database, stopped when the module's tests are done.
-_simulator = Simulator()
-_simulator.start()
-_service = build_service(
-    pointed_at(
-        Settings(
-            database=os.path.join(tempfile.mkdtemp(prefix="newsagg-contract-"), "db.sqlite3"),
-            upstream_timeout=2.0,
-        ),
-        _simulator,
+# The fuzzed app. Nothing starts here: schemathesis reads the spec file, and the app's
+# lifespan (run by schemathesis around each test) builds the service with its own
+# simulator. The database file outlives each lifespan, so keys and ids stay stable.
+ADMIN_KEY = "nagg_contract-admin-key-0123456789abcdefghijklmnopq"
+_app = create_app(
+    Settings(
+        database=os.path.join(tempfile.mkdtemp(prefix="newsagg-contract-"), "db.sqlite3"),
+        admin_key=ADMIN_KEY,
+        upstream_timeout=2.0,
+        demo=True,
     )
 )
-ADMIN_KEY = _service.keys.create("fuzz", "unlimited", admin=True).plaintext
-schema = schemathesis.openapi.from_asgi(
-    "/openapi.json",
-    create_app(service=_service),
-    config=schemathesis.config.SchemathesisConfig.from_path(ROOT / "schemathesis.toml"),
+schema = schemathesis.openapi.from_path(
+    SPEC_PATH, config=schemathesis.config.SchemathesisConfig.from_path(ROOT / "schemathesis.toml")
 )
+schema.app = _app
 
 
 # An auth provider, not fixed headers: schemathesis then knows what the credentials are
@@ -113,13 +108,6 @@ class AdminKey:
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stop_fuzzed_service():
-    yield
-    _service.close()
-    _simulator.stop()
 
 
 @schema.parametrize()

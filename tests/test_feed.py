@@ -1,0 +1,239 @@
+"""The feed's logic, in-process: fake providers, a fake clock, a throwaway SQLite store.
+
+What only HTTP shows (the real clients, the simulator, Connexion) is tested elsewhere;
+here each rule of the core is pinned where it lives, fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from newsagg.cache import ResultCache
+from newsagg.cursor import CursorCodec
+from newsagg.errors import InvalidInput, Unavailable
+from newsagg.feed import Feed, FeedItem, FeedPage, FeedRequest, SourceReport
+from newsagg.metrics import Metrics
+from newsagg.provider_health import ProviderHealth
+from newsagg.singleflight import SingleFlight
+from newsagg.store import Store
+from providers.base import CATEGORIES, PROVIDER_NAMES, Article, Query, UpstreamError
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def story(
+    source: str, n: int, *, url: str | None = None, minutes_ago: int | None = None
+) -> Article:
+    return Article(
+        title=f"{source} story {n}",
+        description=None,
+        url=url or f"https://example.com/{source}/{n}",
+        source=source,  # type: ignore[arg-type]
+        publisher=None,
+        author=None,
+        image_url=None,
+        category="technology",
+        published_at=NOW - timedelta(minutes=n),
+    )
+
+
+@dataclass
+class FakeProvider:
+    """A provider in memory: answers `articles`, or raises `error` when one is set."""
+
+    name: str
+    articles: list[Article] = field(default_factory=list)
+    error: UpstreamError | None = None
+    enabled: bool = True
+    categories: frozenset[str] = frozenset(CATEGORIES)
+    calls: int = 0
+
+    def serves(self, query: Query) -> bool:
+        return query.category is None or query.category in self.categories
+
+    def fetch(self, query: Query, timeout: float) -> list[Article]:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return list(self.articles)
+
+
+@dataclass
+class Rig:
+    feed: Feed
+    providers: dict[str, FakeProvider]
+    clock: FakeClock
+    health: ProviderHealth
+
+    def page(self, **request: object) -> FeedPage:
+        return asyncio.run(self.feed.page(FeedRequest.parse(**request)))  # type: ignore[arg-type]
+
+
+def report(page: FeedPage, name: str) -> SourceReport:
+    return next(r for r in page.sources if r.name == name)
+
+
+@pytest.fixture
+def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
+    made: list[tuple[Store, ThreadPoolExecutor]] = []
+
+    def make(*providers: FakeProvider, ttl: float = 60, max_stale: float = 600) -> Rig:
+        given = {p.name for p in providers}
+        providers += tuple(FakeProvider(n, enabled=False) for n in PROVIDER_NAMES if n not in given)
+        clock = FakeClock()
+        store = Store(str(tmp_path / f"feed{len(made)}.sqlite3"))
+        executor = ThreadPoolExecutor(max_workers=4)
+        made.append((store, executor))
+        health = ProviderHealth(failure_threshold=2, open_seconds=30, clock=clock)
+        feed = Feed(
+            providers=list(providers),  # type: ignore[arg-type]
+            store=store,
+            cache=ResultCache[tuple[FeedItem, ...]](ttl, max_stale, clock=clock),
+            health=health,
+            cursors=CursorCodec(b"k" * 32),
+            timeout=1.0,
+            single_flight=SingleFlight(executor),
+            metrics=Metrics(),
+        )
+        return Rig(feed, {p.name: p for p in providers}, clock, health)
+
+    yield make
+    for store, executor in made:
+        executor.shutdown(wait=True)
+        store.close()
+
+
+def test_a_story_carried_twice_keeps_the_record_nearest_its_source(rig):
+    shared = "https://www.theguardian.com/tech/story"
+    r = rig(
+        FakeProvider("newsapi", [story("newsapi", 1, url=shared), story("newsapi", 2)]),
+        FakeProvider("guardian", [story("guardian", 3, url=shared)]),
+        FakeProvider("hackernews", [story("hackernews", 4, url=shared)]),
+    )
+    page = r.page()
+    by_url = {item.article.url: item for item in page.items}
+    assert len(page.items) == 2
+    assert by_url[shared].article.source == "guardian"
+    assert [s.article_count for s in page.sources] == [2, 1, 1]
+
+
+def test_newest_first_and_pages_walk_the_whole_feed_without_repeats(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", n) for n in range(1, 8)]))
+    first = r.page(limit=3)
+    assert [i.article.title for i in first.items] == [f"newsapi story {n}" for n in (1, 2, 3)]
+    seen, cursor = [i.id for i in first.items], first.next_cursor
+    while cursor is not None:
+        page = r.page(limit=3, cursor=cursor)
+        seen += [i.id for i in page.items]
+        cursor = page.next_cursor
+    assert len(seen) == len(set(seen)) == 7
+
+
+def test_a_cursor_belongs_to_its_query(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", n) for n in range(1, 5)]))
+    cursor = r.page(limit=2).next_cursor
+    with pytest.raises(InvalidInput, match="different query"):
+        r.page(limit=2, cursor=cursor, q="other")
+    with pytest.raises(InvalidInput, match="cursor"):
+        r.page(limit=2, cursor=cursor[:-2] + "xx")
+
+
+def test_a_client_window_needs_offsets_and_order(rig):
+    r = rig(FakeProvider("newsapi"))
+    with pytest.raises(InvalidInput, match="from"):
+        r.page(published_from="2026-11-25T08:00:00")  # no offset: which 08:00?
+    with pytest.raises(InvalidInput, match="later than"):
+        r.page(published_from="2026-11-25T09:00:00Z", published_to="2026-11-25T08:00:00Z")
+
+
+def test_a_cache_hit_never_suspends_and_is_remembered(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", 1)]))
+    request = FeedRequest.parse(limit=5)
+    first = r.page(limit=5)
+    assert first.cache_status == "miss" and first.key is None
+    # A hit completes on its first step: it never gives the event loop away.
+    coroutine = r.feed.page(request)
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)
+    hit = done.value.value
+    assert hit.cache_status == "hit" and hit.key is not None
+    assert r.page(limit=5) is hit  # merged and cut once, then remembered
+    assert r.providers["newsapi"].calls == 1
+
+
+def test_an_expired_result_is_served_stale_when_its_provider_fails(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", 1)]), ttl=60, max_stale=600)
+    assert r.page().cache_status == "miss"
+    r.clock.now += 61  # expired, still kept
+    r.providers["newsapi"].error = UpstreamError("upstream_unreachable", "newsapi is down")
+    page = r.page()
+    assert page.cache_status == "stale"
+    assert (
+        page.sources[0].status == "stale" and page.sources[0].error.code == "upstream_unreachable"
+    )
+    assert len(page.items) == 1
+
+
+def test_no_provider_and_no_cache_is_unavailable_with_a_retry_hint(rig):
+    r = rig(
+        FakeProvider("newsapi", error=UpstreamError("upstream_rate_limited", "slow", 12.5)),
+        FakeProvider("guardian", error=UpstreamError("upstream_timeout", "late")),
+    )
+    with pytest.raises(Unavailable) as refused:
+        r.page()
+    assert refused.value.retry_after_seconds == 12  # the upstream's own hint
+    assert "newsapi: upstream_rate_limited" in refused.value.detail
+
+
+def test_a_disabled_or_skipped_provider_does_not_make_the_feed_fail(rig):
+    r = rig(
+        FakeProvider("newsapi", enabled=False),
+        FakeProvider("hackernews", [story("hackernews", 1)], categories=frozenset({"general"})),
+    )
+    page = r.page(category="sports")
+    assert [s.status for s in page.sources] == ["disabled", "disabled", "skipped"]
+    assert page.items == [] and page.cache_status == "miss"
+
+
+def test_an_open_breaker_stops_calls_until_one_probe_goes_through(rig):
+    failing = FakeProvider("guardian", error=UpstreamError("upstream_unreachable", "down"))
+    r = rig(failing, FakeProvider("newsapi", [story("newsapi", 1)]))
+    for q in ("a", "b"):  # two failures: the threshold of this rig
+        assert report(r.page(q=q), "guardian").error.code == "upstream_unreachable"
+    assert report(r.page(q="c"), "guardian").error.code == "circuit_open"
+    assert failing.calls == 2  # refused without a call
+    r.clock.now += 31  # open period over: half-open, one probe
+    failing.error = None
+    failing.articles = [story("guardian", 2)]
+    assert report(r.page(q="d"), "guardian").status == "ok"
+    assert r.health.breaker("guardian").state == "closed"
+    assert failing.calls == 3
+
+
+def test_failed_fetches_leave_one_warning_and_no_unread_future(rig, caplog):
+    r = rig(FakeProvider("newsapi", error=UpstreamError("upstream_error", "newsapi answered 500")))
+    caplog.set_level(logging.DEBUG)
+    for q in ("x", "y"):
+        with pytest.raises(Unavailable):
+            r.page(q=q)
+    gc.collect()  # asyncio reports an unread exception when the future is collected
+    assert "never retrieved" not in caplog.text
+    warnings = [rec for rec in caplog.records if rec.name == "newsagg.feed"]
+    assert [rec.levelname for rec in warnings] == ["WARNING", "WARNING"]
+    assert all(rec.exc_info is None for rec in warnings)
