@@ -28,7 +28,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.connexion_ext import NamedParameterValidator, PreparedBearerHandler
+from edge.connexion_ext import NamedParameterValidator, bearer_handler_for
 from edge.observability import ObservabilityMiddleware
 from newsagg.errors import InvalidInput, RateLimited, ServiceError
 from newsagg.ratelimit import Standing
@@ -193,7 +193,7 @@ def create_app(
         strict_validation=True,
         resolver=Resolver(function_resolver=resolve_handler),
         validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
-        security_map={"bearer": PreparedBearerHandler},
+        security_map={"bearer": bearer_handler_for(spec)},
     )  # Swagger UI at /ui, spec at /openapi.json
     # Added in order from the outside in: each goes just before the exception middleware.
     app.add_middleware(
