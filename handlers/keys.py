@@ -1,4 +1,4 @@
-"""/keys: API key management (admin keys only; enforced by the adminBearerAuth scheme)."""
+"""/keys: API key management (admin keys only: x-newsagg-admin in the spec)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /metrics (admin keys only; enforced by the adminBearerAuth scheme)."""
+"""GET /metrics (admin keys only: x-newsagg-admin in the spec)."""
 
 from __future__ import annotations
 
