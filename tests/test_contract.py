@@ -172,6 +172,11 @@ def test_operations_marked_admin_refuse_normal_keys_with_403(client, spec, user_
         assert response.status_code == 403, operation["operationId"]
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["detail"] == "This operation needs an admin key."
+        # 403 only for a valid key: a missing or unknown one is still a 401 challenge.
+        for headers in ({}, {"Authorization": "Bearer nagg_unknown"}):
+            refused = client.request(method, url, headers=headers, **body)
+            assert refused.status_code == 401, operation["operationId"]
+            assert refused.headers["www-authenticate"] == "Bearer"
 
 
 def test_operations_not_marked_admin_accept_normal_keys(client, spec, user_headers):
