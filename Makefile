@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test lint-spec bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# By hand, not in make test: needs Node.js, and npx downloads the two linters.
+lint-spec:
+	npx -y @stoplight/spectral-cli lint openapi/openapi.yaml
+	npx -y @redocly/cli lint --extends=recommended openapi/openapi.yaml
 
 # By hand, not in CI: needs wrk (Debian: apt-get install -y wrk); see bench/run.py.
 bench: $(VENV)/.installed-test

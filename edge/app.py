@@ -26,7 +26,7 @@ from connexion.utils import get_function_from_name
 from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 
-from edge.connexion_ext import NamedParameterValidator, PreparedBearerHandler
+from edge.connexion_ext import NamedParameterValidator, bearer_handler_for
 from edge.deps import RENDERINGS, SERVICE
 from edge.middleware import RateLimitMiddleware, RequestContextMiddleware
 from edge.observability import ObservabilityMiddleware
@@ -124,7 +124,7 @@ def create_app(
         strict_validation=True,
         resolver=Resolver(function_resolver=resolve_handler),
         validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
-        security_map={"bearer": PreparedBearerHandler},
+        security_map={"bearer": bearer_handler_for(spec)},
     )  # Swagger UI at /ui, spec at /openapi.json
     # Added in order from the outside in: each goes just before the exception middleware.
     app.add_middleware(ObservabilityMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)

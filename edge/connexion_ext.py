@@ -4,8 +4,14 @@
   validator (the spec's schemas, Draft 4, formats), but the message names the parameter
   and leaves out the schema dump, and each parameter's compiled validator is built once
   instead of on every request.
-- `PreparedBearerHandler` (`security_map`): Connexion's bearer handler inspects the info
-  function's signature twice per request; ours all take `(token, request)`, known once.
+- `bearer_handler_for(spec)` (`security_map`): a bearer handler that enforces the spec's
+  admin-only marker. The spec has one bearer scheme, so a person pastes one key once in
+  Swagger UI; an operation marked `x-newsagg-admin: true` needs an admin key. OpenAPI
+  3.0 allows scopes only on oauth2/openIdConnect requirements, and Connexion hands a
+  security handler the scheme, never the operation, so the handler looks the routed
+  operation up in a table built from the spec once, and passes `admin_only` to the info
+  function. It also skips Connexion's two per-request signature inspections: our info
+  function's signature, `(token, request, admin_only)`, is known.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from connexion.exceptions import OAuthResponseProblem
+from connexion.lifecycle import ConnexionRequest
 from connexion.security import NO_VALUE, BearerSecurityHandler
 from connexion.utils import is_null, is_nullable
 from connexion.validators import ParameterValidator
@@ -47,15 +54,42 @@ class NamedParameterValidator(ParameterValidator):
         return None if error is None else f"{param['name']}: {error.message}"
 
 
-class PreparedBearerHandler(BearerSecurityHandler):
-    def _get_verify_func(self, token_info_func: Any) -> Any:
-        async def verify(request: Any) -> Any:
-            auth_type, token = self.get_auth_header_value(request)
-            if auth_type != "bearer":
-                return NO_VALUE
-            info = await token_info_func(token, request)
-            if info is None:
-                raise OAuthResponseProblem(detail="Provided token is not valid")
-            return info
+ADMIN_MARKER = "x-newsagg-admin"
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
-        return verify
+
+def admin_only_operations(spec: dict[str, Any]) -> dict[str, bool]:
+    """Each operation, by the id Connexion routes it under, -> whether it is admin-only."""
+    table = {}
+    for path_item in spec["paths"].values():
+        for method, operation in path_item.items():
+            if method in HTTP_METHODS:
+                # As Connexion's resolver names it when the operation sets a controller.
+                controller = operation.get("x-openapi-router-controller")
+                routed = operation["operationId"]
+                routed = f"{controller}.{routed}" if controller else routed
+                table[routed] = operation.get(ADMIN_MARKER, False) is True
+    return table
+
+
+def bearer_handler_for(spec: dict[str, Any]) -> type[BearerSecurityHandler]:
+    """A bearer handler class (Connexion instantiates it itself) bound to this spec."""
+    admin_only = admin_only_operations(spec)
+
+    class SpecBearerHandler(BearerSecurityHandler):
+        def _get_verify_func(self, token_info_func: Any) -> Any:
+            async def verify(request: ConnexionRequest) -> Any:
+                auth_type, token = self.get_auth_header_value(request)
+                if auth_type != "bearer":
+                    return NO_VALUE
+                routing = request.scope.get("extensions", {}).get("connexion_routing", {})
+                # Fail closed: an operation the table does not know is treated as admin-only.
+                needs_admin = admin_only.get(routing.get("operation_id"), True)
+                info = await token_info_func(token, request, needs_admin)
+                if info is None:
+                    raise OAuthResponseProblem(detail="Provided token is not valid")
+                return info
+
+            return verify
+
+    return SpecBearerHandler

@@ -1,7 +1,8 @@
-"""Bearer-token checks named in the spec (`x-bearerInfoFunc`).
+"""The bearer-token check named in the spec (`x-bearerInfoFunc`).
 
-Connexion does not enforce scopes on an http bearer scheme, so admin-only operations use
-their own scheme, `adminBearerAuth`, whose check answers 403 for a valid non-admin key.
+The spec has one bearer scheme; operations marked `x-newsagg-admin: true` need an admin
+key. `edge.connexion_ext.bearer_handler_for` reads that marker from the spec and tells
+this function, as `admin_only`, whether the routed operation needs one.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from connexion.lifecycle import ConnexionRequest
 from edge.deps import service_of
 
 
-async def key_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:
-    """Token info for an active key, or None (Connexion answers 401)."""
+async def key_info(
+    token: str, request: ConnexionRequest, admin_only: bool
+) -> dict[str, Any] | None:
+    """Token info for an active key, or None (Connexion answers 401).
+
+    A valid key without the rights the operation needs is a 403: the key is fine, the
+    request is not allowed.
+    """
     record = service_of(request.scope).keys.verify(token)
     if record is None:
         return None
-    return {"sub": record.prefix, "key": record}
-
-
-async def admin_key_info(token: str, request: ConnexionRequest) -> dict[str, Any] | None:
-    info = await key_info(token, request)
-    if info is not None and not info["key"].admin:
+    if admin_only and not record.admin:
         raise Forbidden(detail="This operation needs an admin key.")
-    return info
+    return {"sub": record.prefix, "key": record}

@@ -1,4 +1,4 @@
-"""/keys: API key management (admin keys only, as the spec says and enforces).
+"""/keys: API key management (admin keys only: x-newsagg-admin in the spec).
 
 Plain functions: they wait on the store, so Connexion runs them off the event loop.
 """

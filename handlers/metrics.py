@@ -1,4 +1,4 @@
-"""GET /metrics (admin keys only, as the spec says and enforces)."""
+"""GET /metrics (admin keys only: x-newsagg-admin in the spec)."""
 
 from __future__ import annotations
 

@@ -118,3 +118,26 @@ def test_generated_client_against_a_live_server(sdk, live_server, service):
     missing = get_article.sync_detailed(client=admin, article_id=10**9)
     assert missing.status_code == 404 and isinstance(missing.parsed, Problem)
     assert missing.parsed.detail == f"No article with id {10**9}."
+
+
+def test_generated_source_model_admits_a_null_last_error(sdk):
+    # The spec's `anyOf: [SourceError, null-only]` must become `SourceError | None`.
+    from newsagg_client.models import Source, SourceError
+
+    healthy = {
+        "name": "newsapi",
+        "enabled": True,
+        "categories": ["technology"],
+        "state": "closed",
+        "retry_in_seconds": 0,
+        "last_success_at": None,
+        "last_error": None,
+    }
+    assert Source.from_dict(healthy).last_error is None
+    failed = {
+        **healthy,
+        "last_error": {"code": "upstream_error", "message": "m", "at": "2026-11-25T08:02:40+00:00"},
+    }
+    parsed = Source.from_dict(failed)
+    assert isinstance(parsed.last_error, SourceError) and parsed.last_error.code == "upstream_error"
+    assert parsed.to_dict() == failed
