@@ -3,6 +3,8 @@ providers' articles are there, the faulty one's status says what happened, never
 
 from __future__ import annotations
 
+import gc
+import logging
 import time
 
 import pytest
@@ -32,8 +34,9 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault_name", FAULTS)
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_fault_matrix(client, user_headers, simulator, provider, fault_name):
+def test_fault_matrix(client, user_headers, simulator, provider, fault_name, caplog):
     fault, status, code = FAULTS[fault_name]
+    caplog.set_level(logging.INFO)
     simulator.set_fault(provider, fault)
     started = time.monotonic()
     response = client.get(
@@ -52,6 +55,16 @@ def test_fault_matrix(client, user_headers, simulator, provider, fault_name):
     assert {a["source"] for a in body["articles"]} >= healthy
     for name in healthy:
         assert reports[name]["article_count"] > 0
+    # An expected upstream failure is one warning line naming provider and code; no
+    # traceback, and no asyncio complaint about an exception nobody read.
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    if code:
+        assert any(
+            r.levelname == "WARNING" and provider in r.getMessage() and code in r.getMessage()
+            for r in caplog.records
+        )
 
 
 def test_every_provider_hanging_answers_503_shortly_after_the_budget(
