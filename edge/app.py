@@ -26,8 +26,14 @@ from connexion.utils import get_function_from_name
 from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 
-from edge.connexion_ext import NamedParameterValidator, bearer_handler_for
+from edge.connexion_ext import (
+    NamedParameterValidator,
+    admin_only_operations,
+    bearer_handler_for,
+    routed_operations,
+)
 from edge.deps import RENDERINGS, SERVICE
+from edge.lean import LeanPathMiddleware, recording
 from edge.middleware import RateLimitMiddleware, RequestContextMiddleware
 from edge.observability import ObservabilityMiddleware
 from edge.problems import problem_for
@@ -69,6 +75,27 @@ def _unauthorized(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
 
 def _undecodable_body(_request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
     return problem_for(InvalidInput("The request body is not valid UTF-8 JSON."))
+
+
+def lean_operations(spec: dict[str, Any]) -> frozenset[str]:
+    """The operations the lean path may answer: GETs whose security is the plain bearer
+    check (not admin-only, not public)."""
+    default, admin_only = spec.get("security", []), admin_only_operations(spec)
+    return frozenset(
+        routed
+        for routed, method, operation in routed_operations(spec)
+        if method == "get"
+        and operation.get("security", default) == [{"bearerAuth": []}]
+        and not admin_only[routed]
+    )
+
+
+def header_parameters(spec: dict[str, Any]) -> tuple[bytes, ...]:
+    """The names, in lower case, of all header parameters the spec declares."""
+    declared = [*spec.get("components", {}).get("parameters", {}).values()]
+    for _routed, _method, operation in routed_operations(spec):
+        declared += operation.get("parameters", [])
+    return tuple(sorted({p["name"].lower().encode() for p in declared if p.get("in") == "header"}))
 
 
 def resolve_handler(operation_id: str) -> Any:
@@ -122,7 +149,7 @@ def create_app(
     app.add_api(
         spec,
         strict_validation=True,
-        resolver=Resolver(function_resolver=resolve_handler),
+        resolver=Resolver(function_resolver=lambda name: recording(resolve_handler(name))),
         validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
         security_map={"bearer": bearer_handler_for(spec)},
     )  # Swagger UI at /ui, spec at /openapi.json
@@ -139,6 +166,13 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    if settings.lean_path:
+        app.add_middleware(
+            LeanPathMiddleware,
+            position=MiddlewarePosition.BEFORE_SWAGGER,
+            operations=lean_operations(spec),
+            header_parameters=header_parameters(spec),
+        )
     app.add_middleware(RateLimitMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
     app.add_error_handler(ServiceError, _service_error)
     app.add_error_handler(BadRequestProblem, _bad_request)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from connexion.exceptions import OAuthResponseProblem
@@ -58,18 +59,23 @@ ADMIN_MARKER = "x-newsagg-admin"
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
-def admin_only_operations(spec: dict[str, Any]) -> dict[str, bool]:
-    """Each operation, by the id Connexion routes it under, -> whether it is admin-only."""
-    table = {}
+def routed_operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(the id Connexion routes it under, HTTP method, the operation) for each operation."""
     for path_item in spec["paths"].values():
         for method, operation in path_item.items():
             if method in HTTP_METHODS:
                 # As Connexion's resolver names it when the operation sets a controller.
                 controller = operation.get("x-openapi-router-controller")
                 routed = operation["operationId"]
-                routed = f"{controller}.{routed}" if controller else routed
-                table[routed] = operation.get(ADMIN_MARKER, False) is True
-    return table
+                yield (f"{controller}.{routed}" if controller else routed), method, operation
+
+
+def admin_only_operations(spec: dict[str, Any]) -> dict[str, bool]:
+    """Each operation, by the id Connexion routes it under, -> whether it is admin-only."""
+    return {
+        routed: operation.get(ADMIN_MARKER, False) is True
+        for routed, _method, operation in routed_operations(spec)
+    }
 
 
 def bearer_handler_for(spec: dict[str, Any]) -> type[BearerSecurityHandler]:

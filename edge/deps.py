@@ -17,6 +17,8 @@ from newsagg.service import Service
 SERVICE = "service"  # in the lifespan state, and the handler argument's name
 RENDERINGS = "renderings"  # the app's RenderMemo, likewise
 CONNEXION_CONTEXT = "connexion_context"
+# Handler arguments that come from the request's context, not from its path or query.
+PER_REQUEST = (SERVICE, RENDERINGS, "if_none_match", "token_info", "user")
 
 
 def service_of(scope: Scope) -> Service:

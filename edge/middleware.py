@@ -72,6 +72,20 @@ class RequestContextMiddleware:
         await self.app(scope, receive, send_with_standing)
 
 
+def charge(scope: Scope, key: KeyRecord, operation: str) -> None:
+    """Count an authenticated request against its key's limit; RateLimited when over."""
+    if operation in UNCOUNTED_OPERATIONS:
+        return
+    standing = service_of(scope).count_request(key)
+    scope["extensions"][CHARGE] = Charge(key, standing)
+    if not standing.allowed:
+        raise RateLimited(
+            f"Rate limit of {standing.limit} requests per hour exceeded; "
+            f"retry in {standing.reset_seconds} seconds.",
+            retry_after_seconds=standing.reset_seconds,
+        )
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -79,15 +93,6 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions", {})
         token_info = extensions.get("connexion_context", {}).get("token_info")
-        operation = extensions.get("connexion_routing", {}).get("operation_id")
-        if token_info is not None and operation not in UNCOUNTED_OPERATIONS:
-            key = token_info["key"]
-            standing = service_of(scope).count_request(key)
-            extensions[CHARGE] = Charge(key, standing)
-            if not standing.allowed:
-                raise RateLimited(
-                    f"Rate limit of {standing.limit} requests per hour exceeded; "
-                    f"retry in {standing.reset_seconds} seconds.",
-                    retry_after_seconds=standing.reset_seconds,
-                )
+        if token_info is not None:
+            charge(scope, token_info["key"], extensions["connexion_routing"]["operation_id"])
         await self.app(scope, receive, send)

@@ -30,6 +30,12 @@ class Metrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+        self.request_shapes = Counter(
+            "newsagg_request_shapes",
+            "GET requests by whether their shape was remembered (lean path) or judged anew.",
+            ["result"],
+            registry=self.registry,
+        )
         self.cache_lookups = Counter(
             "newsagg_cache_lookups",
             "Provider results looked up in the cache, by result: hit, miss or stale.",

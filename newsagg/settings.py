@@ -168,6 +168,13 @@ class Settings:
         _flag,
         flag="--demo",
     )
+    lean_path: bool = setting(
+        "NEWSAGG_LEAN_PATH",
+        True,
+        "answer exact repeats of a GET that Connexion accepted without validating them again"
+        " (key check and rate limit still run)",
+        _flag,
+    )
     host: str = setting(
         "NEWSAGG_HOST", "127.0.0.1", "address `newsagg serve` listens on", flag="--host"
     )
