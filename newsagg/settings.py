@@ -45,6 +45,8 @@ def _optional_int(env: Mapping[str, str], name: str, default: int | None) -> int
 @dataclass(frozen=True)
 class Settings:
     database: str = "newsagg.sqlite3"
+    # PostgreSQL instead of SQLite, shared by every instance; may hold a password.
+    database_url: str | None = None
     admin_key: str | None = None
     newsapi_key: str | None = None
     guardian_key: str | None = None
@@ -66,6 +68,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             database=env.get("NEWSAGG_DATABASE") or cls.database,
+            database_url=env.get("NEWSAGG_DATABASE_URL") or None,
             admin_key=env.get("NEWSAGG_ADMIN_KEY") or None,
             newsapi_key=env.get("NEWSAGG_NEWSAPI_KEY") or None,
             guardian_key=env.get("NEWSAGG_GUARDIAN_KEY") or None,
