@@ -460,6 +460,7 @@ def test_the_service_answers_503_while_postgres_is_down_and_recovers(
                 assert down.json()["detail"] == "The database is unreachable; retry shortly."
                 assert PASSWORD not in down.text
         assert PASSWORD not in caplog.text
+        assert client.get("/health").status_code == 200  # needs no database
 
         own_server.start()  # no restart of the service: its pool reconnects
         recovered_in = _eventually(lambda: service.store.active_keys(), seconds=30)

@@ -3,7 +3,9 @@
 A connection pool per process, each connection checked before it is handed out, so
 connections broken by a server restart are replaced instead of failing a request. Every
 method is one transaction. A server that cannot be reached becomes `Unavailable` (the
-edge answers 503 with Retry-After) and the pool reconnects by itself once it is back.
+edge answers 503 with Retry-After) and the pool reconnects by itself once it is back;
+meanwhile calls fail at once for a moment after each failed wait, so that an outage costs
+each request a 503, not seconds of waiting (key checks run on the event loop).
 The connection URL may hold a password: it never appears in an error or a log line.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,9 +31,11 @@ log = logging.getLogger(__name__)
 
 UNREACHABLE = "The database is unreachable; retry shortly."
 RETRY_AFTER_SECONDS = 2
-# A request waits at most this long for a connection. Short, because key checks run on
-# the event loop: while the server is down every request fails fast instead of queueing.
+# A request waits at most this long for a connection: longer means the server is gone
+# (or the pool is exhausted), and a prompt 503 serves the client better than a queue.
 WAIT_SECONDS = 2.0
+# After a connection failure, calls fail at once for this long while the pool reconnects.
+FAIL_FAST_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 2  # libpq's own limit for a host that does not answer at all
 POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
@@ -45,6 +50,7 @@ class PostgresStore:
             # The parser's message may quote the URL, password included.
             raise SettingsError("NEWSAGG_DATABASE_URL is not a valid PostgreSQL URL") from None
         self._migrations = migrations
+        self._failing_until = 0.0  # monotonic time; a plain float, read and set atomically
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -59,12 +65,18 @@ class PostgresStore:
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
         """A pooled connection for one transaction: committed, or rolled back on an error."""
+        if time.monotonic() < self._failing_until:
+            raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
         try:
             with self._pool.connection() as db:
                 yield db
         except psycopg.OperationalError as exc:
-            # Connection failures, a pool wait that timed out, a server shutting down. The
-            # class name only: libpq's message names the host, which is not the client's.
+            # A pool wait that timed out, a lost connection (no SQLSTATE), a refused one
+            # (08...) or a server shutting down (57P...) mean the server is gone; a
+            # deadlock or a cancelled query does not, and fails only its own call.
+            if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")):
+                self._failing_until = time.monotonic() + FAIL_FAST_SECONDS
+            # The class name only: libpq's message names the host, not the client's business.
             log.warning("PostgreSQL unavailable (%s)", type(exc).__name__)
             raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS) from None
 
