@@ -1,4 +1,4 @@
-"""The `newsagg` command: serve the API, manage API keys."""
+"""The `newsagg` command: serve the API, manage API keys and the database schema."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from edge.app import create_app
 from newsagg.errors import Unavailable
 from newsagg.keys import KeyRing, digest
 from newsagg.service import Service
-from newsagg.settings import Settings
+from newsagg.settings import Settings, SettingsError
 from newsagg.store import DuplicateDigest, Store, open_store
 from newsagg.store.migrations import MIGRATIONS, Migration
 from newsagg.store.postgres import PostgresStore
@@ -391,6 +391,17 @@ def test_settings_never_show_the_database_url():
     assert settings.database_url == f"postgresql://u:{PASSWORD}@h/db"
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
     assert Settings.from_env({}).database_url is None
+
+
+def test_a_malformed_database_url_is_reported_without_its_password(tmp_path):
+    url = f"postgresql://u:{PASSWORD}@[::1/db"  # an unclosed IPv6 bracket
+    settings = Settings(database=str(tmp_path / "unused.sqlite3"), database_url=url)
+    with pytest.raises(SettingsError) as raised:
+        open_store(settings)
+    assert PASSWORD not in str(raised.value)
+    cli = _cli(settings, "db", "status")
+    assert cli.returncode == 2 and "NEWSAGG_DATABASE_URL" in cli.stderr
+    assert PASSWORD not in cli.stderr and "Traceback" not in cli.stderr
 
 
 def test_an_unreachable_server_is_unavailable_not_a_crash(tmp_path, caplog):
