@@ -1,8 +1,9 @@
 """The store, on both backends: SQLite and a real PostgreSQL server the suite starts itself.
 
-`NEWSAGG_TEST_DATABASE_URL` points the PostgreSQL tests at an existing server instead. With
-no server to be had they fail, saying how to get one: they are never skipped. Each test gets
-a database of its own.
+`NEWSAGG_TEST_DATABASE_URL` points the PostgreSQL tests at an existing server instead (the
+outage test still starts one of its own, since it stops and starts it). With no server to
+be had they fail, saying how to get one: they are never skipped. Each test gets a database
+of its own.
 """
 
 from __future__ import annotations

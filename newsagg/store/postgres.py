@@ -76,7 +76,7 @@ class PostgresStore:
             # deadlock or a cancelled query does not, and fails only its own call.
             if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")):
                 self._failing_until = time.monotonic() + FAIL_FAST_SECONDS
-            # The class name only: libpq's message names the host, not the client's business.
+            # Only the class name: libpq's message can carry connection details.
             log.warning("PostgreSQL unavailable (%s)", type(exc).__name__)
             raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS) from None
 
