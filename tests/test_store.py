@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
@@ -30,6 +31,7 @@ from pg_server import NoServer, PostgresServer, new_server
 from psycopg import conninfo, sql
 
 from edge.app import create_app
+from newsagg.aggregate import FeedRequest
 from newsagg.errors import Unavailable
 from newsagg.keys import KeyRing, digest
 from newsagg.service import Service
@@ -38,6 +40,7 @@ from newsagg.store import DuplicateDigest, Store, open_store
 from newsagg.store.migrations import MIGRATIONS, Migration
 from newsagg.store.postgres import PostgresStore
 from newsagg.store.sqlite import SqliteStore
+from providers.base import Query
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-Zq81-never-shown"  # trust auth ignores it; it must surface nowhere
@@ -471,6 +474,12 @@ def test_the_service_answers_503_while_postgres_is_down_and_recovers(
                 assert int(down.headers["Retry-After"]) > 0
                 assert down.json()["detail"] == "The database is unreachable; retry shortly."
                 assert PASSWORD not in down.text
+            # Behind the key check: a feed miss cannot give its articles ids either.
+            every_source = tuple(service.aggregator.providers)
+            gathering = service.aggregator.start(FeedRequest(Query("science"), every_source, 3))
+            futures.wait(gathering.pending.values(), timeout=service.aggregator.wait_seconds)
+            with pytest.raises(Unavailable):
+                service.aggregator.finish(gathering)
         assert PASSWORD not in caplog.text
         assert client.get("/health").status_code == 200  # needs no database
 
