@@ -36,7 +36,7 @@ from newsagg.errors import Unavailable
 from newsagg.keys import KeyRing, digest
 from newsagg.service import Service
 from newsagg.settings import Settings, SettingsError
-from newsagg.store import DuplicateDigest, Store, open_store
+from newsagg.store import DuplicateDigest, Store, open_store, postgres
 from newsagg.store.migrations import MIGRATIONS, Migration
 from newsagg.store.postgres import PostgresStore
 from newsagg.store.sqlite import SqliteStore
@@ -427,6 +427,22 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]  # closed again on return: nothing listens there
+
+
+def test_a_statement_stuck_behind_a_lock_is_cancelled_not_waited_for(pg_url, monkeypatch):
+    monkeypatch.setattr(postgres, "STATEMENT_TIMEOUT_MS", 200)
+    store = open_store(Settings(database_url=pg_url))
+    try:
+        ring = KeyRing(store)
+        key = ring.create("app")
+        with psycopg.connect(pg_url) as other:  # a transaction that holds the row
+            other.execute("SELECT 1 FROM api_keys WHERE id = %s FOR UPDATE", (key.record.id,))
+            with pytest.raises(Unavailable):
+                ring.revoke(key.record.id)
+        # A cancelled statement says nothing about the server: the next call goes through.
+        assert ring.revoke(key.record.id) is True
+    finally:
+        store.close()
 
 
 @pytest.fixture

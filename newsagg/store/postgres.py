@@ -37,6 +37,9 @@ WAIT_SECONDS = 2.0
 # After a connection failure, calls fail at once for this long while the pool reconnects.
 FAIL_FAST_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 2  # libpq's own limit for a host that does not answer at all
+# The server cancels a statement that runs (or waits for a lock) longer than this, so a
+# stuck transaction elsewhere cannot hold a request, or the event loop, indefinitely.
+STATEMENT_TIMEOUT_MS = 5000
 POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
 MIGRATION_LOCK = 7_265_320_341
@@ -56,7 +59,11 @@ class PostgresStore:
             min_size=1,
             max_size=POOL_SIZE,
             timeout=WAIT_SECONDS,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "newsagg"},
+            kwargs={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": "newsagg",
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            },
             check=ConnectionPool.check_connection,
             name="newsagg",
             open=True,
@@ -87,6 +94,8 @@ class PostgresStore:
 
     def migrate(self) -> list[Migration]:
         with self._transaction() as db:
+            # A migration, or the wait for another instance's, may take its time.
+            db.execute("SET LOCAL statement_timeout = 0")
             # Held until commit: instances starting together migrate one after the other.
             db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             return apply_pending(db.execute, "postgres", self._migrations)
