@@ -22,8 +22,26 @@ PATH = "/articles"
 QUERY = b"category=technology&limit=20"
 
 
-async def call(app, headers: list[tuple[bytes, bytes]]) -> int:
+async def start_lifespan(app) -> tuple[dict, asyncio.Queue, asyncio.Task]:
+    """Run the app's lifespan start-up as a server would; its state goes into each scope."""
+    state: dict = {}
+    messages: asyncio.Queue = asyncio.Queue()
+    started = asyncio.Event()
+    await messages.put({"type": "lifespan.startup"})
+
+    async def send(message):
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+    task = asyncio.create_task(app(scope, messages.get, send))
+    await asyncio.wait_for(started.wait(), timeout=30)
+    return state, messages, task
+
+
+async def call(app, state: dict, headers: list[tuple[bytes, bytes]]) -> int:
     scope = {
+        "state": dict(state),
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -60,12 +78,15 @@ async def main(count: int) -> None:
         key = service.keys.create("bench", "unlimited").plaintext
         headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())]
         app = create_app(service=service)
-        assert await call(app, headers) == 200  # warm the cache
+        state, lifespan, running = await start_lifespan(app)
+        assert await call(app, state, headers) == 200  # warm the cache and the shape memo
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(count):
-            await call(app, headers)
+            await call(app, state, headers)
         profiler.disable()
+        await lifespan.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(running, timeout=30)
         service.close()
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(35)

@@ -7,11 +7,14 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import closing
 
+from newsagg.errors import Unavailable
 from newsagg.keys import TIERS, KeyRing
 from newsagg.log import logging_config
 from newsagg.settings import Settings, SettingsError, flagged
-from newsagg.store import Store
+from newsagg.store import open_store
+from newsagg.store.migrations import pending
 
 # In-flight requests get this long to finish after SIGTERM before workers stop.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -29,7 +32,8 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     if settings.demo:
         # One simulator for all workers: started here; the workers get settings naming it.
         settings, simulator = with_simulator(settings)
-        demo_key = KeyRing(Store(settings.database)).create("demo", "premium").plaintext
+        with closing(open_store(settings)) as store:
+            demo_key = KeyRing(store).create("demo", "premium").plaintext
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"demo mode: upstream simulator at {simulator.url}\n"
@@ -55,23 +59,48 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    new = KeyRing(Store(settings.database)).create(args.name, args.tier, args.admin)
+    with closing(open_store(settings)) as store:
+        new = KeyRing(store).create(args.name, args.tier, args.admin)
     print(new.plaintext)  # alone on stdout, so `KEY=$(newsagg keys create ...)` works
     return 0
 
 
 def _keys_list(settings: Settings, _args: argparse.Namespace) -> int:
-    for key in KeyRing(Store(settings.database)).list():
+    with closing(open_store(settings)) as store:
+        keys = KeyRing(store).list()
+    for key in keys:
         role = "admin" if key.admin else "-"
         print(f"{key.id}\t{key.prefix}…\t{key.tier}\t{role}\t{key.created_at}\t{key.name}")
     return 0
 
 
 def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    if KeyRing(Store(settings.database)).revoke(args.id):
+    with closing(open_store(settings)) as store:
+        revoked = KeyRing(store).revoke(args.id)
+    if revoked:
         return 0
     print(f"no active key with id {args.id}", file=sys.stderr)
     return 1
+
+
+def _db_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    with closing(open_store(settings, migrate=False)) as store:
+        applied = store.migrate()
+        version = store.schema_version()
+    for migration in applied:
+        print(f"applied {migration.version} {migration.name}")
+    if not applied:
+        print(f"nothing to apply; schema version {version}")
+    return 0
+
+
+def _db_status(settings: Settings, _args: argparse.Namespace) -> int:
+    with closing(open_store(settings, migrate=False)) as store:
+        version = store.schema_version()
+    print(f"schema version {version}")
+    for migration in pending(version):
+        print(f"pending {migration.version} {migration.name}")
+    return 0
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -105,17 +134,27 @@ def parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id", type=int)
     revoke.set_defaults(run=_keys_revoke)
+
+    db = commands.add_parser("db", help="the database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(run=_db_migrate)
+    db.add_parser("status", help="schema version and pending migrations").set_defaults(
+        run=_db_status
+    )
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env().with_flags(vars(args))
+        return args.run(Settings.from_env().with_flags(vars(args)), args)
     except SettingsError as exc:
         print(f"newsagg: {exc}", file=sys.stderr)
         return 2
-    return args.run(settings, args)
+    except Unavailable as exc:  # the database is unreachable: say so, no traceback
+        print(f"newsagg: {exc.detail}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-from newsagg.store import KeyRecord, Store
+from newsagg.store import DuplicateDigest, KeyRecord, Store
 
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
@@ -53,7 +52,7 @@ class KeyRing:
         if self._store.has_digest(digest(plaintext)):
             return
         # Another worker process may register it between the check and the insert.
-        with contextlib.suppress(sqlite3.IntegrityError):
+        with contextlib.suppress(DuplicateDigest):
             self._register(plaintext, BOOTSTRAP_ADMIN_NAME, "unlimited", True)
 
     def _register(self, plaintext: str, name: str, tier: str, admin: bool) -> KeyRecord:

@@ -14,7 +14,7 @@ from newsagg.provider_health import ProviderHealth
 from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter, Standing
 from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
-from newsagg.store import KeyRecord, Store
+from newsagg.store import KeyRecord, Store, open_store
 from providers.base import Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
@@ -86,7 +86,7 @@ def build_service(settings: Settings) -> Service:
     simulator = None
     if settings.demo:
         settings, simulator = with_simulator(settings)
-    store = Store(settings.database)
+    store = open_store(settings)
     keys = KeyRing(store)
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)

@@ -96,6 +96,13 @@ class Settings:
         flag="--database",
         shown_default="`newsagg.sqlite3` in the working directory",
     )
+    database_url: str | None = setting(
+        "NEWSAGG_DATABASE_URL",
+        None,
+        "`postgresql://user:password@host:5432/db`: PostgreSQL holds keys, article ids and"
+        " secrets instead of SQLite, shared by every instance",
+        secret=True,  # it may carry a password
+    )
     admin_key: str | None = setting(
         "NEWSAGG_ADMIN_KEY",
         None,

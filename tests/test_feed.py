@@ -22,8 +22,9 @@ from newsagg.errors import InvalidInput, Unavailable
 from newsagg.feed import Feed, FeedItem, FeedPage, FeedRequest, SourceReport
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
+from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
-from newsagg.store import Store
+from newsagg.store import Store, open_store
 from providers.base import CATEGORIES, PROVIDER_NAMES, Article, Query, UpstreamError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -97,7 +98,7 @@ def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
         given = {p.name for p in providers}
         providers += tuple(FakeProvider(n, enabled=False) for n in PROVIDER_NAMES if n not in given)
         clock = FakeClock()
-        store = Store(str(tmp_path / f"feed{len(made)}.sqlite3"))
+        store = open_store(Settings(database=str(tmp_path / f"feed{len(made)}.sqlite3")))
         executor = ThreadPoolExecutor(max_workers=4)
         made.append((store, executor))
         health = ProviderHealth(failure_threshold=2, open_seconds=30, clock=clock)

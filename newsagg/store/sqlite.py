@@ -1,4 +1,4 @@
-"""SQLite persistence: stable article ids, API keys, and the service's own secrets.
+"""SQLite persistence, the embedded default: one file, no server.
 
 One connection per thread (sqlite3 connections must not be shared across threads), WAL so
 readers never wait for the writer, and a busy timeout so several worker processes can share
@@ -10,72 +10,41 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS articles (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    url TEXT NOT NULL UNIQUE,
-    rank INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    tier TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    prefix TEXT NOT NULL,
-    digest TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-"""
+from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, key_record
+from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
+
+BUSY_TIMEOUT_SECONDS = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    """An API key as stored: never the plaintext."""
-
-    id: int
-    name: str
-    tier: str
-    admin: bool
-    prefix: str
-    created_at: str
-    revoked_at: str | None
-
-
-_KEY_COLUMNS = "id, name, tier, admin, prefix, created_at, revoked_at"
+def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
+    # check_same_thread=False only so close() can close every thread's connection.
+    db = sqlite3.connect(
+        path,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        check_same_thread=False,
+        isolation_level=isolation_level,
+    )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
-def _key_record(row: tuple[Any, ...]) -> KeyRecord:
-    return KeyRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
-
-
-class Store:
-    def __init__(self, path: str) -> None:
+class SqliteStore:
+    def __init__(self, path: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.path = path
+        self._migrations = migrations
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        with self._transaction() as db:
-            db.executescript(SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            # check_same_thread=False only so close() can close every thread's connection.
-            db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
+            db = _connect(self.path)
             self._local.db = db
             with self._all_lock:
                 self._all.append(db)
@@ -94,10 +63,33 @@ class Store:
             self._all.clear()
         self._local = threading.local()
 
+    # -- schema ----------------------------------------------------------------------
+
+    def migrate(self) -> list[Migration]:
+        # Autocommit mode, so that BEGIN IMMEDIATE (the write lock, taken before reading
+        # the version) and COMMIT are ours; DDL is transactional in SQLite.
+        with closing(_connect(self.path, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                applied = apply_pending(
+                    lambda sql, params: db.execute(sql, params or ()), "sqlite", self._migrations
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return applied
+
+    def schema_version(self) -> int:
+        db = self._connection()
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        return 0 if found is None else db.execute(CURRENT_VERSION).fetchone()[0]
+
     # -- service secrets -------------------------------------------------------------
 
-    def secret(self, name: str, make: Any) -> str:
-        """The value stored under `name`, created by `make()` the first time (race-safe)."""
+    def secret(self, name: str, make: Callable[[], str]) -> str:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", (name, make()))
             return db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
@@ -105,12 +97,6 @@ class Store:
     # -- articles --------------------------------------------------------------------
 
     def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
-        """Upsert (canonical url, rank, data) triples; answer their ids, in order.
-
-        The url is the identity: a story seen again keeps its id. Its data is replaced only
-        by a record of equal or better rank (lower is better), so the stored record is the
-        same one the feed shows when several providers carry the story.
-        """
         with self._transaction() as db:
             ids = []
             for url, rank, data in articles:
@@ -138,16 +124,20 @@ class Store:
     def add_key(
         self, *, name: str, tier: str, admin: bool, prefix: str, digest: str, created_at: str
     ) -> KeyRecord:
-        with self._transaction() as db:
-            row = db.execute(
-                "INSERT INTO api_keys(name, tier, admin, prefix, digest, created_at) "
-                f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {_KEY_COLUMNS}",
-                (name, tier, int(admin), prefix, digest, created_at),
-            ).fetchone()
-        return _key_record(row)
+        try:
+            with self._transaction() as db:
+                row = db.execute(
+                    "INSERT INTO api_keys(name, tier, admin, prefix, digest, created_at) "
+                    f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {KEY_COLUMNS}",
+                    (name, tier, int(admin), prefix, digest, created_at),
+                ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            if "api_keys.digest" in str(exc):  # the one UNIQUE column a caller supplies
+                raise DuplicateDigest from None
+            raise
+        return key_record(row)
 
     def has_digest(self, digest: str) -> bool:
-        """Whether a key with this digest was ever stored, revoked or not."""
         row = (
             self._connection()
             .execute("SELECT 1 FROM api_keys WHERE digest = ?", (digest,))
@@ -159,12 +149,12 @@ class Store:
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
                 params,
             )
             .fetchall()
         )
-        return [_key_record(row) for row in rows]
+        return [key_record(row) for row in rows]
 
     def active_key_by_digest(self, digest: str) -> KeyRecord | None:
         found = self._active_keys("AND digest = ?", (digest,))
@@ -178,7 +168,6 @@ class Store:
         return self._active_keys()
 
     def revoke_key(self, key_id: int, revoked_at: str) -> bool:
-        """Revoke an active key; False when there is no such active key."""
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",

@@ -1,0 +1,82 @@
+"""What every store backend offers the core: the `Store` interface and its records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from newsagg.store.migrations import Migration
+
+
+class DuplicateDigest(Exception):
+    """A key with this digest is already stored (another process may have just added it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: never the plaintext."""
+
+    id: int
+    name: str
+    tier: str
+    admin: bool
+    prefix: str
+    created_at: str
+    revoked_at: str | None
+
+
+KEY_COLUMNS = "id, name, tier, admin, prefix, created_at, revoked_at"
+
+
+def key_record(row: tuple[Any, ...]) -> KeyRecord:
+    return KeyRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+
+
+class Store(Protocol):
+    """Keys, articles and the service's secrets. SQLite and PostgreSQL implement it alike."""
+
+    def migrate(self) -> list[Migration]:
+        """Apply the pending schema migrations under a lock; answer those applied now."""
+        ...
+
+    def schema_version(self) -> int:
+        """The newest migration applied (0 for an empty database)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def secret(self, name: str, make: Callable[[], str]) -> str:
+        """The value stored under `name`, created by `make()` the first time (race-safe)."""
+        ...
+
+    def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
+        """Upsert (canonical url, rank, data) triples; answer their ids, in order.
+
+        The url is the identity: a story seen again keeps its id. Its data is replaced only
+        by a record of equal or better rank (lower is better), so the stored record is the
+        same one the feed shows when several providers carry the story.
+        """
+        ...
+
+    def article(self, article_id: int) -> dict[str, Any] | None: ...
+
+    def add_key(
+        self, *, name: str, tier: str, admin: bool, prefix: str, digest: str, created_at: str
+    ) -> KeyRecord:
+        """Store a new key; DuplicateDigest when its digest is already stored."""
+        ...
+
+    def has_digest(self, digest: str) -> bool:
+        """Whether a key with this digest was ever stored, revoked or not."""
+        ...
+
+    def active_key_by_digest(self, digest: str) -> KeyRecord | None: ...
+
+    def active_key(self, key_id: int) -> KeyRecord | None: ...
+
+    def active_keys(self) -> list[KeyRecord]: ...
+
+    def revoke_key(self, key_id: int, revoked_at: str) -> bool:
+        """Revoke an active key; False when there is no such active key."""
+        ...

@@ -1,0 +1,206 @@
+"""PostgreSQL persistence, for several instances sharing one database.
+
+A connection pool per process, each connection checked before it is handed out, so
+connections broken by a server restart are replaced instead of failing a request. Every
+method is one transaction. A server that cannot be reached becomes `Unavailable` (the
+edge answers 503 with Retry-After) and the pool reconnects by itself once it is back;
+meanwhile calls fail at once for a moment after each failed wait, so that an outage costs
+each request a 503, not seconds of waiting (key checks run on the event loop).
+The connection URL may hold a password: it never appears in an error or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import conninfo, errors
+from psycopg_pool import ConnectionPool
+
+from newsagg.errors import Unavailable
+from newsagg.settings import SettingsError
+from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, key_record
+from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE = "The database is unreachable; retry shortly."
+RETRY_AFTER_SECONDS = 2
+# A request waits at most this long for a connection: longer means the server is gone
+# (or the pool is exhausted), and a prompt 503 serves the client better than a queue.
+WAIT_SECONDS = 2.0
+# After a connection failure, calls fail at once for this long while the pool reconnects.
+FAIL_FAST_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 2  # libpq's own limit for a host that does not answer at all
+# The server cancels a statement that runs (or waits for a lock) longer than this, so a
+# stuck transaction elsewhere cannot hold a request, or the event loop, indefinitely.
+STATEMENT_TIMEOUT_MS = 5000
+POOL_SIZE = 10
+# Any fixed number, the same in every instance: it names the lock migrations run under.
+MIGRATION_LOCK = 7_265_320_341
+
+
+class PostgresStore:
+    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        try:
+            conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            # The parser's message may quote the URL, password included.
+            raise SettingsError("NEWSAGG_DATABASE_URL is not a valid PostgreSQL URL") from None
+        self._migrations = migrations
+        self._failing_until = 0.0  # monotonic time; a plain float, read and set atomically
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            timeout=WAIT_SECONDS,
+            kwargs={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": "newsagg",
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            },
+            check=ConnectionPool.check_connection,
+            name="newsagg",
+            open=True,
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection for one transaction: committed, or rolled back on an error."""
+        if time.monotonic() < self._failing_until:
+            raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
+        try:
+            with self._pool.connection() as db:
+                yield db
+        except psycopg.OperationalError as exc:
+            # A pool wait that timed out, a lost connection (no SQLSTATE), a refused one
+            # (08...) or a server shutting down (57P...) mean the server is gone; a
+            # deadlock or a cancelled query does not, and fails only its own call.
+            if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")):
+                self._failing_until = time.monotonic() + FAIL_FAST_SECONDS
+            # Only the class name: libpq's message can carry connection details.
+            log.warning("PostgreSQL unavailable (%s)", type(exc).__name__)
+            raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS) from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- schema ----------------------------------------------------------------------
+
+    def migrate(self) -> list[Migration]:
+        with self._transaction() as db:
+            # A migration, or the wait for another instance's, may take its time.
+            db.execute("SET LOCAL statement_timeout = 0")
+            # Held until commit: instances starting together migrate one after the other.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            return apply_pending(db.execute, "postgres", self._migrations)
+
+    def schema_version(self) -> int:
+        with self._transaction() as db:
+            exists = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            return db.execute(CURRENT_VERSION).fetchone()[0] if exists[0] else 0
+
+    # -- service secrets -------------------------------------------------------------
+
+    def secret(self, name: str, make: Callable[[], str]) -> str:
+        with self._transaction() as db:
+            # A concurrent first insert makes this one wait, then do nothing; the SELECT,
+            # a new statement, sees the winner's value (READ COMMITTED).
+            db.execute(
+                "INSERT INTO meta(name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, make()),
+            )
+            return db.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()[0]
+
+    # -- articles --------------------------------------------------------------------
+
+    def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
+        batch = list(articles)
+        if not batch:
+            return []
+        # Rows are locked in url order in every transaction, so two instances saving
+        # overlapping batches wait for each other instead of deadlocking. The sort is
+        # stable: a url given twice is applied in the caller's order.
+        ordered = sorted(batch, key=lambda item: item[0])
+        ids: dict[str, int] = {}
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO articles(url, rank, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (url) DO UPDATE SET rank = excluded.rank, data = excluded.data "
+                "WHERE excluded.rank <= articles.rank RETURNING id",
+                [
+                    (url, rank, json.dumps(data, separators=(",", ":")))
+                    for url, rank, data in ordered
+                ],
+                returning=True,
+            )
+            for url, _rank, _data in ordered:
+                row = cursor.fetchone()
+                if row is not None:
+                    ids[url] = row[0]
+                cursor.nextset()
+            # A row kept for its better rank returns nothing above; it exists and is
+            # committed (ON CONFLICT waited for its writer), so a new statement sees it.
+            kept = [url for url, _rank, _data in ordered if url not in ids]
+            if kept:
+                cursor.execute("SELECT url, id FROM articles WHERE url = ANY(%s)", (kept,))
+                ids.update(cursor.fetchall())
+        return [ids[url] for url, _rank, _data in batch]
+
+    def article(self, article_id: int) -> dict[str, Any] | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT data FROM articles WHERE id = %s", (article_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- API keys --------------------------------------------------------------------
+
+    def add_key(
+        self, *, name: str, tier: str, admin: bool, prefix: str, digest: str, created_at: str
+    ) -> KeyRecord:
+        try:
+            with self._transaction() as db:
+                row = db.execute(
+                    "INSERT INTO api_keys(name, tier, admin, prefix, digest, created_at) "
+                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {KEY_COLUMNS}",
+                    (name, tier, admin, prefix, digest, created_at),
+                ).fetchone()
+        except errors.UniqueViolation:  # digest is the one UNIQUE column a caller supplies
+            raise DuplicateDigest from None
+        return key_record(row)
+
+    def has_digest(self, digest: str) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT 1 FROM api_keys WHERE digest = %s", (digest,)).fetchone()
+        return row is not None
+
+    def _active_keys(self, where: str = "", params: tuple[Any, ...] = ()) -> list[KeyRecord]:
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
+                params,
+            ).fetchall()
+        return [key_record(row) for row in rows]
+
+    def active_key_by_digest(self, digest: str) -> KeyRecord | None:
+        found = self._active_keys("AND digest = %s", (digest,))
+        return found[0] if found else None
+
+    def active_key(self, key_id: int) -> KeyRecord | None:
+        found = self._active_keys("AND id = %s", (key_id,))
+        return found[0] if found else None
+
+    def active_keys(self) -> list[KeyRecord]:
+        return self._active_keys()
+
+    def revoke_key(self, key_id: int, revoked_at: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (revoked_at, key_id),
+            )
+            return cursor.rowcount == 1
