@@ -1,8 +1,13 @@
 """Per-provider result cache: fresh for `ttl`, then kept as stale for `max_stale` more.
 
-Keeping expired entries (instead of letting them vanish at `ttl`) is what lets the
-aggregator serve a stale result when the provider fails (stale-if-error). The cache is
-bounded in entries, so memory plateaus however many distinct queries arrive.
+Keeping expired entries (instead of letting them vanish at `ttl`) is what lets the feed
+serve a stale result when the provider fails (stale-if-error). The cache is bounded in
+entries, so memory plateaus however many distinct queries arrive.
+
+A lookup sits on the path of every cache hit, so it is one dict read and one clock read:
+no lock (a dict read is atomic in CPython), no per-read bookkeeping. Writes take a lock
+and make room by dropping the oldest entries; an entry past its stale window is dropped
+when it is next read.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
-
-from cachetools import TTLCache
 
 T = TypeVar("T")
 
@@ -34,24 +37,31 @@ class ResultCache(Generic[T]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
+        self.max_age = ttl + max_stale
+        self.maxsize = maxsize
         self._clock = clock
-        self._entries: TTLCache[Hashable, tuple[float, T]] = TTLCache(
-            maxsize=maxsize, ttl=ttl + max_stale, timer=clock
-        )
-        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._entries: dict[Hashable, tuple[float, T]] = {}  # in order of writing
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> Cached[T] | None:
-        with self._lock:
-            entry = self._entries.get(key)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         stored_at, value = entry
-        return Cached(value, fresh=self._clock() - stored_at < self.ttl, stored_at=stored_at)
+        age = self._clock() - stored_at
+        if age >= self.max_age:
+            with self._lock:
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+            return None
+        return Cached(value, fresh=age < self.ttl, stored_at=stored_at)
 
     def put(self, key: Hashable, value: T) -> None:
         with self._lock:
+            self._entries.pop(key, None)  # a rewrite counts as the newest entry
+            while len(self._entries) >= self.maxsize:
+                del self._entries[next(iter(self._entries))]
             self._entries[key] = (self._clock(), value)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
