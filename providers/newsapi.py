@@ -72,20 +72,31 @@ def _whole_second(moment: datetime, up: bool) -> str:
 
 
 class NewsAPIProvider(HTTPProvider):
-    """top-headlines for a category (or nothing at all), everything for a bare search."""
+    """top-headlines (US) for a category or for nothing at all, everything for a bare search."""
 
     name = NAME
     categories = frozenset(CATEGORIES)
 
     def _request(self, query: Query) -> tuple[str, dict[str, Any], str]:
-        if query.category or not query.q:
-            params: dict[str, Any] = {"language": "en", "pageSize": PAGE_SIZE}
+        """(path, parameters, category of the results): a shape NewsAPI answers for every query.
+
+        top-headlines takes no `language` (since 2023 the live service answers any request
+        carrying one with `ok` and zero articles) and, without `sources`, returns articles only
+        for `country=us`: so always `country=us`, which also gives the uncategorised feed the
+        one parameter top-headlines demands (none of country/category/sources/q is a 400
+        parametersMissing). /v2/everything needs `q`, so it serves only searches without a
+        category; `language` is one of its documented parameters. top-headlines has no
+        from/to: those windows are applied here (window_filter) after the fetch.
+        """
+        q = (query.q or "").strip() or None  # a blank search is no search: everything needs q
+        if query.category or q is None:
+            params: dict[str, Any] = {"country": "us", "pageSize": PAGE_SIZE}
             if query.category:
                 params["category"] = query.category
-            if query.q:
-                params["q"] = query.q
+            if q is not None:
+                params["q"] = q
             return "/v2/top-headlines", params, query.category or "general"
-        params = {"q": query.q, "language": "en", "sortBy": "publishedAt", "pageSize": PAGE_SIZE}
+        params = {"q": q, "language": "en", "sortBy": "publishedAt", "pageSize": PAGE_SIZE}
         if query.published_from:
             params["from"] = _whole_second(query.published_from, up=False)
         if query.published_to:

@@ -18,7 +18,7 @@ from providers.hackernews import HackerNewsProvider
 from providers.http import Reply, parse_retry_after, status_error
 from providers.newsapi import NewsAPIProvider
 from providers.text import canonical_url
-from simulator import Fault
+from simulator import Fault, data
 
 BUDGET = 2.0
 PROVIDERS = ("newsapi", "guardian", "hackernews")
@@ -145,6 +145,47 @@ def test_newsapi_search_window_goes_upstream(simulator):
     articles = _provider(simulator, "newsapi").fetch(query, BUDGET)
     assert articles and {a.category for a in articles} == {"general"}
     assert all(query.published_from <= a.published_at <= query.published_to for a in articles)
+
+
+# Every query newsagg accepts, as NewsAPI gets it: (from, to) as offsets from now.
+WINDOWS = {
+    "no window": (None, None),
+    "the last two days": (timedelta(days=2), timedelta(0)),
+    "from only": (timedelta(days=2), None),
+    "to only": (None, timedelta(0)),
+    "long ago": (timedelta(days=400), timedelta(days=399)),  # legitimately empty
+}
+
+
+def _search_word(category: str | None) -> str:
+    """A word from one of the simulator's NewsAPI headlines in `category`: a search with hits."""
+    headline = next(t for c, _, t, _ in data.NEWSAPI_STORIES if category in (None, c))
+    return max(headline.split(), key=len)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("category", [None, *CATEGORIES])
+def test_newsapi_answers_every_query_shape(simulator, category, window):
+    """Category or not, search or not (blank included), any window: NewsAPI as it behaves
+    live (the simulator) answers with articles, or with none only where none exist."""
+    now = datetime.now(UTC)
+    since, until = WINDOWS[window]
+    published_from = None if since is None else now - since
+    published_to = None if until is None else now - until
+    provider = _provider(simulator, "newsapi")
+    for q in (None, _search_word(category), "  "):
+        query = Query(category, q, published_from, published_to)
+        articles = provider.fetch(query, BUDGET)  # an UpstreamError fails the test
+        if window == "long ago":
+            assert articles == [], query
+            continue
+        assert articles, query
+        assert {a.category for a in articles} == {category or "general"}, query
+        if q and q.strip():
+            assert all(q in a.title + (a.description or "") for a in articles), query
+        assert all((published_from or a.published_at) <= a.published_at for a in articles)
+        assert all(a.published_at <= (published_to or a.published_at) for a in articles)
+    assert simulator.calls("newsapi") == 3
 
 
 def test_providers_without_keys_are_disabled(simulator):
