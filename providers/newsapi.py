@@ -18,6 +18,11 @@ from providers.text import (
 NAME = "newsapi"
 REMOVED = "[Removed]"
 PAGE_SIZE = 100
+# NewsAPI's error codes that fault the request's parameters, not NewsAPI (see
+# providers.http.status_error); maximumResultsReached comes with a 426, not a 400.
+QUERY_REJECTIONS = frozenset(
+    {"parameterInvalid", "parametersMissing", "parametersIncompatible", "maximumResultsReached"}
+)
 
 
 def _strip_publisher(title: str, publisher: str | None) -> str:
@@ -112,5 +117,5 @@ class NewsAPIProvider(HTTPProvider):
         if reply.status != 200 or payload.get("status") == "error":
             code = payload.get("code") if isinstance(payload.get("code"), str) else None
             # Never echo NewsAPI's message: for apiKeyInvalid it quotes the key.
-            raise status_error(NAME, reply, code)
+            raise status_error(NAME, reply, code, QUERY_REJECTIONS)
         return window_filter(normalize(reply.payload, category), query)

@@ -209,7 +209,7 @@ FAULTS = {
     "500": (Fault("status", status=500), "upstream_error"),
     "401": (Fault("status", status=401), "upstream_auth_failed"),
     "403": (Fault("status", status=403), "upstream_auth_failed"),
-    "400": (Fault("status", status=400), "upstream_error"),
+    "400": (Fault("status", status=400), "upstream_rejected_query"),
     "malformed": (Fault("malformed"), "upstream_bad_response"),
     "wrong_shape": (Fault("wrong_shape"), "upstream_bad_response"),
 }
@@ -223,6 +223,20 @@ def test_fault_maps_to_error_code_without_retrying(simulator, name, fault_name):
     error = _fetch_error(_provider(simulator, name))
     assert error.code == code
     assert simulator.calls(name) == 1  # none of these is worth a retry
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("newsapi", "upstream_rejected_query"),  # maximumResultsReached: paged too deep
+        ("guardian", "upstream_error"),
+        ("hackernews", "upstream_error"),
+    ],
+)
+def test_a_426_is_a_rejected_query_only_where_the_upstream_says_so(simulator, name, code):
+    simulator.set_fault(name, Fault("status", status=426))
+    error = _fetch_error(_provider(simulator, name))
+    assert error.code == code
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -350,3 +364,23 @@ def test_status_error_never_echoes_free_text_codes():
     assert sneaky.message == "newsapi answered 500" and "abc123" not in str(sneaky)
     limited = status_error("newsapi", Reply(200, None, 3.0), "rateLimited")
     assert limited.code == "upstream_rate_limited" and limited.retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    ("status", "upstream_code", "code"),
+    [
+        (400, None, "upstream_rejected_query"),  # any 400: the request's parameters
+        (426, "maximumResultsReached", "upstream_rejected_query"),  # one of the provider's
+        (200, "parameterInvalid", "upstream_rejected_query"),  # an in-envelope refusal
+        (426, None, "upstream_error"),
+        (404, None, "upstream_error"),  # a wrong base URL is not the query's fault
+        (500, "parameterInvalid", "upstream_error"),  # a 5xx is never the query's fault
+        (401, "apiKeyInvalid", "upstream_auth_failed"),
+        (403, None, "upstream_auth_failed"),
+        (429, "parameterInvalid", "upstream_rate_limited"),
+    ],
+)
+def test_status_error_classification(status, upstream_code, code):
+    rejections = frozenset({"parameterInvalid", "maximumResultsReached"})
+    error = status_error("newsapi", Reply(status, None, None), upstream_code, rejections)
+    assert error.code == code
