@@ -18,6 +18,7 @@ from providers.text import (
 NAME = "newsapi"
 REMOVED = "[Removed]"
 PAGE_SIZE = 100
+LAST_WHOLE_SECOND = datetime.max.replace(microsecond=0)
 # NewsAPI's error codes that fault the request's parameters, not NewsAPI (see
 # providers.http.status_error); maximumResultsReached comes with a 426, not a 400.
 QUERY_REJECTIONS = frozenset(
@@ -71,9 +72,12 @@ def normalize(payload: Any, category: str) -> list[Article]:
 def _whole_second(moment: datetime, up: bool) -> str:
     """A UTC time as NewsAPI's from/to take it, widened to whole seconds (we filter exactly)."""
     moment = moment.astimezone(UTC)
-    if up and moment.microsecond:
-        moment += timedelta(seconds=1)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    whole = moment.replace(microsecond=0, tzinfo=None)
+    # In the last second of year 9999 there is no next one: that fraction stays unasked.
+    if up and moment.microsecond and whole < LAST_WHOLE_SECOND:
+        whole += timedelta(seconds=1)
+    # isoformat, not strftime: glibc's %Y writes year 366 as "366", which is no RFC 3339.
+    return whole.isoformat() + "Z"
 
 
 class NewsAPIProvider(HTTPProvider):

@@ -115,7 +115,8 @@ def _newsapi_time(value: str, end_of_day: bool) -> str:
     """NewsAPI's from/to: a date or a date-time, as a comparable RFC 3339 UTC string."""
     if len(value) == 10:
         value += "T23:59:59Z" if end_of_day else "T00:00:00Z"
-    return parse_timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: glibc's %Y writes year 366 as "366", which sorts wrongly.
+    return parse_timestamp(value).replace(tzinfo=None).isoformat() + "Z"
 
 
 class Simulator:

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,6 +146,22 @@ def test_newsapi_search_window_goes_upstream(simulator):
     articles = _provider(simulator, "newsapi").fetch(query, BUDGET)
     assert articles and {a.category for a in articles} == {"general"}
     assert all(query.published_from <= a.published_at <= query.published_to for a in articles)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_windows_at_the_ends_of_the_calendar(simulator, name):
+    """Years below 1000 and the last instant of 9999 go upstream as valid RFC 3339 (found by
+    the live fuzzing gate: strftime wrote year 366 as "366", and 9999 overflowed)."""
+    query = Query(
+        q="e",
+        published_from=datetime(366, 4, 23, 20, 48, 47, tzinfo=UTC),
+        published_to=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    )
+    assert _provider(simulator, name).fetch(query, BUDGET)
+    assert (
+        _provider(simulator, name).fetch(replace(query, published_to=query.published_from), BUDGET)
+        == []
+    )
 
 
 # Every query newsagg accepts, as NewsAPI gets it: (from, to) as offsets from now.
