@@ -1,10 +1,14 @@
 """Each provider's recent record, and the circuit breaker built on it.
 
 The breaker keeps a dead or throttling provider from costing anything per request:
-- after `failure_threshold` consecutive failures it opens for `open_seconds`; then one
-  request at a time is let through as a probe (half-open) until one succeeds;
+- after `failure_threshold` consecutive failures that say the provider is unwell
+  (UNHEALTHY) it opens for `open_seconds`; then one request at a time is let through as a
+  probe (half-open) until one succeeds;
 - an upstream rate limit (429 or the provider's rate-limit code) puts the provider in a
-  cool-down for as long as its Retry-After asks (or `default_cooldown_seconds`).
+  cool-down for as long as its Retry-After asks (or `default_cooldown_seconds`);
+- an upstream's refusal of one query's parameters (`upstream_rejected_query`) is that
+  query's problem: it neither counts nor becomes the provider's `last_error`, so no client
+  can open the breaker for everyone by asking something the upstream refuses.
 A refused call fails fast with an UpstreamError, so stale-if-error still applies.
 """
 
@@ -17,6 +21,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from providers.base import UpstreamError
+
+# The failures that say the provider itself is unwell, whoever asked: they count towards
+# opening the breaker. A bad upstream key (`upstream_auth_failed`) is among them: it fails
+# every request of every client until an operator acts, like a dead upstream, so calling
+# on every request would only add an upstream round trip to each; the half-open probe
+# notices when the upstream takes the key again. A rate limit has its own cool-down; a
+# rejected query and a refusal by the breaker itself (`circuit_open`) say nothing new.
+UNHEALTHY = frozenset(
+    {
+        "upstream_timeout",
+        "upstream_unreachable",
+        "upstream_error",
+        "upstream_bad_response",
+        "upstream_auth_failed",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +121,23 @@ class ProviderHealth:
             self._by_name[name] = Health(datetime.now(UTC), before.last_error)
 
     def failed(self, name: str, error: UpstreamError) -> None:
+        """Record a failed call to `name`; `error.code` says what it counts for."""
         with self._lock:
             before = self._by_name.get(name, Health())
-            failures = before.consecutive_failures + 1
-            blocked_until, cooling_down = before.blocked_until, before.cooling_down
             now = self._clock()
             if error.code == "upstream_rate_limited":
+                failures = before.consecutive_failures  # throttled is not unwell
                 blocked_until = now + (error.retry_after or self.default_cooldown_seconds)
                 cooling_down = True
-            elif failures >= self.failure_threshold:
-                blocked_until, cooling_down = now + self.open_seconds, False
+            elif error.code in UNHEALTHY:
+                failures = before.consecutive_failures + 1
+                blocked_until, cooling_down = before.blocked_until, before.cooling_down
+                if failures >= self.failure_threshold:
+                    blocked_until, cooling_down = now + self.open_seconds, False
+            else:
+                # The provider answered; only the probe slot, if this call held it, is freed.
+                self._by_name[name] = replace(before, probing=False)
+                return
             self._by_name[name] = Health(
                 before.last_success_at,
                 LastError(error.code, error.message, datetime.now(UTC)),

@@ -62,6 +62,7 @@ ERROR_CODES = (
     "upstream_error",  # any other error status or in-envelope error
     "upstream_bad_response",  # not JSON, or JSON of the wrong shape
     "circuit_open",  # not called: it failed too often lately (see newsagg.provider_health)
+    "upstream_rejected_query",  # the upstream refused this query's parameters (400 and alike)
 )
 
 

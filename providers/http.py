@@ -161,8 +161,19 @@ class UpstreamClient:
         return Reply(status, payload, parse_retry_after(retry_after))
 
 
-def status_error(name: str, reply: Reply, upstream_code: str | None = None) -> UpstreamError:
-    """The UpstreamError for an error answer; `upstream_code` is the provider's own code."""
+def status_error(
+    name: str,
+    reply: Reply,
+    upstream_code: str | None = None,
+    query_rejections: frozenset[str] = frozenset(),
+) -> UpstreamError:
+    """The UpstreamError for an error answer; `upstream_code` is the provider's own code,
+    `query_rejections` the provider's codes that fault the request's parameters.
+
+    A 400 (or one of those codes) is about the query, not the upstream's health: it gets
+    its own code so that one client's query cannot open the breaker for everyone
+    (newsagg.provider_health decides what counts).
+    """
     label = f"{name} answered {reply.status}"
     if upstream_code and _UPSTREAM_CODE.fullmatch(upstream_code):
         label += f" ({upstream_code})"
@@ -170,6 +181,9 @@ def status_error(name: str, reply: Reply, upstream_code: str | None = None) -> U
         return UpstreamError("upstream_auth_failed", label)
     if reply.status == 429 or upstream_code == "rateLimited":
         return UpstreamError("upstream_rate_limited", label, reply.retry_after)
+    # A 5xx is the upstream's trouble whatever code comes with it.
+    if reply.status == 400 or (reply.status < 500 and upstream_code in query_rejections):
+        return UpstreamError("upstream_rejected_query", label)
     return UpstreamError("upstream_error", label)
 
 

@@ -18,6 +18,12 @@ from providers.text import (
 NAME = "newsapi"
 REMOVED = "[Removed]"
 PAGE_SIZE = 100
+LAST_WHOLE_SECOND = datetime.max.replace(microsecond=0)
+# NewsAPI's error codes that fault the request's parameters, not NewsAPI (see
+# providers.http.status_error); maximumResultsReached comes with a 426, not a 400.
+QUERY_REJECTIONS = frozenset(
+    {"parameterInvalid", "parametersMissing", "parametersIncompatible", "maximumResultsReached"}
+)
 
 
 def _strip_publisher(title: str, publisher: str | None) -> str:
@@ -66,26 +72,40 @@ def normalize(payload: Any, category: str) -> list[Article]:
 def _whole_second(moment: datetime, up: bool) -> str:
     """A UTC time as NewsAPI's from/to take it, widened to whole seconds (we filter exactly)."""
     moment = moment.astimezone(UTC)
-    if up and moment.microsecond:
-        moment += timedelta(seconds=1)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    whole = moment.replace(microsecond=0, tzinfo=None)
+    # In the last second of year 9999 there is no next one: that fraction stays unasked.
+    if up and moment.microsecond and whole < LAST_WHOLE_SECOND:
+        whole += timedelta(seconds=1)
+    # isoformat, not strftime: glibc's %Y writes year 366 as "366", which is no RFC 3339.
+    return whole.isoformat() + "Z"
 
 
 class NewsAPIProvider(HTTPProvider):
-    """top-headlines for a category (or nothing at all), everything for a bare search."""
+    """top-headlines (US) for a category or for nothing at all, everything for a bare search."""
 
     name = NAME
     categories = frozenset(CATEGORIES)
 
     def _request(self, query: Query) -> tuple[str, dict[str, Any], str]:
-        if query.category or not query.q:
-            params: dict[str, Any] = {"language": "en", "pageSize": PAGE_SIZE}
+        """(path, parameters, category of the results): a shape NewsAPI answers for every query.
+
+        top-headlines takes no `language` (since 2023 the live service answers any request
+        carrying one with `ok` and zero articles) and, without `sources`, returns articles only
+        for `country=us`: so always `country=us`, which also gives the uncategorised feed the
+        one parameter top-headlines demands (none of country/category/sources/q is a 400
+        parametersMissing). /v2/everything needs `q`, so it serves only searches without a
+        category; `language` is one of its documented parameters. top-headlines has no
+        from/to: those windows are applied here (window_filter) after the fetch.
+        """
+        q = (query.q or "").strip() or None  # a blank search is no search: everything needs q
+        if query.category or q is None:
+            params: dict[str, Any] = {"country": "us", "pageSize": PAGE_SIZE}
             if query.category:
                 params["category"] = query.category
-            if query.q:
-                params["q"] = query.q
+            if q is not None:
+                params["q"] = q
             return "/v2/top-headlines", params, query.category or "general"
-        params = {"q": query.q, "language": "en", "sortBy": "publishedAt", "pageSize": PAGE_SIZE}
+        params = {"q": q, "language": "en", "sortBy": "publishedAt", "pageSize": PAGE_SIZE}
         if query.published_from:
             params["from"] = _whole_second(query.published_from, up=False)
         if query.published_to:
@@ -101,5 +121,5 @@ class NewsAPIProvider(HTTPProvider):
         if reply.status != 200 or payload.get("status") == "error":
             code = payload.get("code") if isinstance(payload.get("code"), str) else None
             # Never echo NewsAPI's message: for apiKeyInvalid it quotes the key.
-            raise status_error(NAME, reply, code)
+            raise status_error(NAME, reply, code, QUERY_REJECTIONS)
         return window_filter(normalize(reply.payload, category), query)

@@ -65,8 +65,9 @@ class Fault:
 def _error_body(provider: str, status: int) -> dict[str, Any]:
     """The body each upstream really sends with an error status."""
     if provider == "newsapi":
-        code, message = NEWSAPI_ERRORS.get(status, ("unexpectedError", "Something went wrong."))
-        return {"status": "error", "code": code, "message": message}
+        return _newsapi_error(
+            *NEWSAPI_ERRORS.get(status, ("unexpectedError", "Something went wrong."))
+        )
     if provider == "guardian" and status not in (401, 403, 429):
         return {"response": {"status": "error", "message": "Internal error"}}
     return {
@@ -74,6 +75,27 @@ def _error_body(provider: str, status: int) -> dict[str, Any]:
             status, "Internal Server Error"
         )
     }
+
+
+def _newsapi_error(code: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "code": code, "message": message}
+
+
+def _top_headlines_refusal(query: dict[str, list[str]]) -> tuple[int, Any] | None:
+    """The 400 NewsAPI gives a top-headlines request for its combination of parameters."""
+    scope = {name for name in ("country", "category", "sources", "q") if _first(query, name)}
+    if "sources" in scope and scope & {"country", "category"}:
+        return 400, _newsapi_error(
+            "parametersIncompatible",
+            "You cannot mix the sources parameter with the country or category parameters.",
+        )
+    if not scope:
+        return 400, _newsapi_error(
+            "parametersMissing",
+            "Required parameters are missing. Please set any of the following parameters "
+            "and try again: sources, q, country, category.",
+        )
+    return None
 
 
 def _first(query: dict[str, list[str]], name: str, default: str = "") -> str:
@@ -93,7 +115,8 @@ def _newsapi_time(value: str, end_of_day: bool) -> str:
     """NewsAPI's from/to: a date or a date-time, as a comparable RFC 3339 UTC string."""
     if len(value) == 10:
         value += "T23:59:59Z" if end_of_day else "T00:00:00Z"
-    return parse_timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: glibc's %Y writes year 366 as "366", which sorts wrongly.
+    return parse_timestamp(value).replace(tzinfo=None).isoformat() + "Z"
 
 
 class Simulator:
@@ -194,33 +217,30 @@ class Simulator:
     ) -> tuple[int, Any]:
         """NewsAPI's answer (status, body) to a request that carries no fault."""
         if not api_key:
-            return 401, {
-                "status": "error",
-                "code": "apiKeyMissing",
-                "message": "Your API key is missing.",
-            }
+            return 401, _newsapi_error("apiKeyMissing", "Your API key is missing.")
         if api_key != self.newsapi_key:
             # Like the real one, the message quotes the key: newsagg must never echo it.
-            return 401, {
-                "status": "error",
-                "code": "apiKeyInvalid",
-                "message": f"Your API key ({api_key}) is invalid or incorrect.",
-            }
+            return 401, _newsapi_error(
+                "apiKeyInvalid", f"Your API key ({api_key}) is invalid or incorrect."
+            )
         q, category = _first(query, "q"), _first(query, "category")
+        sources = {s for s in _first(query, "sources").split(",") if s}
         if path == "/v2/top-headlines":
-            if not (q or category or _first(query, "language") or _first(query, "country")):
-                return 400, {
-                    "status": "error",
-                    "code": "parametersMissing",
-                    "message": "Required parameters are missing.",
-                }
+            refusal = _top_headlines_refusal(query)
+            if refusal is not None:
+                return refusal
+            # As the live service behaves since 2023: nothing at all with `language` (not a
+            # top-headlines parameter), and without `sources` nothing outside country=us.
+            if "language" in query or (not sources and _first(query, "country") != "us"):
+                return 200, {"status": "ok", "totalResults": 0, "articles": []}
         elif path == "/v2/everything":
-            if not q:
-                return 400, {
-                    "status": "error",
-                    "code": "parametersMissing",
-                    "message": "Required parameters are missing: q.",
-                }
+            # q is what scopes a search here (newsagg sends neither `sources` nor `domains`,
+            # the other ways), and a blank q scopes nothing.
+            if not q.strip():
+                return 400, _newsapi_error(
+                    "parametersMissing",
+                    "Required parameters are missing, the scope of your search is too broad.",
+                )
         else:
             return 404, {"status": "error", "code": "unexpectedError", "message": "Not found."}
         start = _newsapi_time(_first(query, "from", "0001-01-01"), end_of_day=False)
@@ -230,6 +250,8 @@ class Simulator:
             article = dict(article)
             article_category = article.pop("category")
             if category and article_category != category:
+                continue
+            if sources and article["source"]["id"] not in sources:
                 continue
             if not (_matches(article["title"], q) or _matches(article["description"], q)):
                 continue

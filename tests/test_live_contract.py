@@ -1,6 +1,8 @@
-"""The live fuzzing gate: `newsagg serve --demo` on a loopback port, the schemathesis CLI
-against it with every check and every phase (stateful included), once with an admin key
-and once with a normal key. Zero findings, or the test fails with schemathesis's report."""
+"""The live fuzzing gate: `newsagg serve` on a loopback port over the upstream simulator,
+the schemathesis CLI against it with every check and every phase (stateful included), once
+with a normal key and once with an admin key; `GET /articles` alone with many more
+examples, then again while upstreams fail; all with a fixed seed. Zero findings, or the
+test fails with schemathesis's report; and the server's log holds no traceback."""
 
 from __future__ import annotations
 
@@ -11,16 +13,33 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
 from edge.app import SPEC_PATH
+from simulator import Fault, Simulator
 
 ADMIN_KEY = "nagg_live-fuzz-admin-key-0123456789abcdefghijklmnopq"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+SEED = "20261125"
+LIST_ARTICLES_EXAMPLES = 500
+LIST_ARTICLES_ONLY = (
+    "--include-operation-id",
+    "listArticles",
+    "--phases",
+    "examples,coverage,fuzzing",
+    "--max-examples",
+    str(LIST_ARTICLES_EXAMPLES),
+)
+LEVEL = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+# A record's first line: a plain line starts with its date, an access line is JSON.
+RECORD_START = re.compile(r"\d{4}-\d\d-\d\d |\{")
+# The fixture fuzzes four times (about 25 s here) before the first test here can finish.
+pytestmark = pytest.mark.timeout(150)
 
 
 def _free_port() -> int:
@@ -29,38 +48,112 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class LiveRun:
+    """What one fuzzed server left behind: each schemathesis run's outcome, and its log."""
+
+    runs: dict[str, subprocess.CompletedProcess]
+    log: str  # read after the server stopped, so shutdown lines are in it
+
+
 @pytest.fixture(scope="module")
-def live_url(tmp_path_factory) -> Iterator[tuple[str, str]]:
+def live_run(tmp_path_factory) -> LiveRun:
+    """Start the server, fuzz it (every run, in an order the admin run cannot spoil), stop it.
+
+    Every test here reads this one outcome, so any subset of them can run alone."""
     port = _free_port()
     log = tmp_path_factory.mktemp("live-log") / "server.log"
-    env = {
-        **os.environ,
-        "NEWSAGG_DATABASE": str(tmp_path_factory.mktemp("live") / "live.sqlite3"),
-        "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
-        "NEWSAGG_UPSTREAM_TIMEOUT": "2",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
-        env=env,
-        # A file, not a pipe nobody reads: a full pipe would block the server's logging.
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    with Simulator() as upstreams:
+        # The documented configuration, pointed at a simulator this test owns: unlike the one
+        # `serve --demo` starts inside the server, this one takes faults from here.
+        env = {
+            **os.environ,
+            "NEWSAGG_DATABASE": str(tmp_path_factory.mktemp("live") / "live.sqlite3"),
+            "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
+            "NEWSAGG_UPSTREAM_TIMEOUT": "2",
+            "NEWSAGG_NEWSAPI_URL": upstreams.base_url("newsapi"),
+            "NEWSAGG_GUARDIAN_URL": upstreams.base_url("guardian"),
+            "NEWSAGG_HACKERNEWS_URL": upstreams.base_url("hackernews"),
+            "NEWSAGG_NEWSAPI_KEY": upstreams.newsapi_key,
+            "NEWSAGG_GUARDIAN_KEY": upstreams.guardian_key,
+        }
+        with log.open("w") as sink:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "newsagg.cli", "serve", "--port", str(port)],
+                env=env,
+                # A file, not a pipe nobody reads: a full pipe would block the server's logging.
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_up(url, server, log)
+            normal_key = _create_key(url)
+            runs = {
+                "normal key": _fuzz(url, normal_key),
+                # The feed takes the most parameters: it gets a run of its own with many more
+                # examples. Stateful links are the admin run's job; this one stays fast.
+                "listArticles": _fuzz(url, normal_key, *LIST_ARTICLES_ONLY),
+                "upstream faults": _fuzz_with_faults(url, normal_key, upstreams),
+                # Last: it may revoke any key, the normal one included.
+                "admin key": _fuzz(url, ADMIN_KEY),
+            }
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=15)
+    return LiveRun(runs, log.read_text())
+
+
+def _fuzz_with_faults(url: str, key: str, upstreams: Simulator) -> subprocess.CompletedProcess:
+    """The feed while NewsAPI refuses every query, the Guardian throttles and Hacker News is
+    well: answers mix ok, error and stale sources, and 503s where nothing could deliver.
+
+    None of these faults opens a breaker, and the Guardian's cool-down is a second: once it
+    is over, the runs after this one see healthy upstreams."""
+    upstreams.set_fault("newsapi", Fault("status", status=400))
+    upstreams.set_fault("guardian", Fault("status", status=429, retry_after=1))
+    try:
+        return _fuzz(
+            url,
+            key,
+            *LIST_ARTICLES_ONLY,
+            "--max-examples",
+            "100",
+            # A 503 is the documented answer when no provider delivers; a 500 is still found,
+            # as an undocumented status (status_code_conformance).
+            "--exclude-checks",
+            "not_a_server_error",
+        )
+    finally:
+        upstreams.clear_faults()
+        _wait_until_closed(url)
+
+
+def _wait_until_closed(url: str) -> None:
+    """Until /sources shows every provider closed (the cool-down over), with a deadline."""
+    deadline = time.monotonic() + 10
+    while True:
+        sources = requests.get(
+            f"{url}/sources", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=5
+        ).json()["sources"]
+        if all(s["state"] == "closed" for s in sources):
+            return
+        assert time.monotonic() < deadline, sources
+        time.sleep(0.05)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 30
     while True:  # wait for the condition "it answers", with a deadline
         try:
             if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                break
+                return
         except requests.ConnectionError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"the server did not start: {log.read_text()}")
         time.sleep(0.05)
-    yield url, _create_key(url)
-    server.send_signal(signal.SIGINT)
-    server.wait(timeout=15)
 
 
 def _create_key(url: str) -> str:
@@ -76,6 +169,7 @@ def _create_key(url: str) -> str:
 
 
 def _fuzz(url: str, key: str, *extra: str) -> subprocess.CompletedProcess:
+    """One schemathesis run; a later option (in `extra`) overrides an earlier one."""
     return subprocess.run(
         [
             str(SCHEMATHESIS),
@@ -91,8 +185,9 @@ def _fuzz(url: str, key: str, *extra: str) -> subprocess.CompletedProcess:
             "examples,coverage,fuzzing,stateful",
             "--max-examples",
             "50",
+            # Fixed, so that a failure replays: rerun with the same seed to see it again.
             "--seed",
-            "20261125",
+            SEED,
             "--suppress-health-check",
             "all",
             *extra,
@@ -104,19 +199,80 @@ def _fuzz(url: str, key: str, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_live_fuzzing_with_a_normal_key_finds_nothing(live_url):
-    url, normal_key = live_url
-    result = _fuzz(url, normal_key)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+def _report(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-6000:] + result.stderr[-2000:]
 
 
-def test_live_fuzzing_with_an_admin_key_finds_nothing(live_url):
-    url, _normal_key = live_url
-    result = _fuzz(url, ADMIN_KEY)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+def log_levels(log: str) -> Counter[str]:
+    """Lines per level: plain lines name theirs; access lines (JSON) are logged at INFO."""
+    levels: Counter[str] = Counter()
+    for line in log.splitlines():
+        if line.startswith("{"):
+            levels["INFO"] += 1
+        elif match := LEVEL.search(line):
+            levels[match[1]] += 1
+    return levels
+
+
+def test_live_fuzzing_with_a_normal_key_finds_nothing(live_run):
+    result = live_run.runs["normal key"]
+    assert result.returncode == 0, _report(result)
+
+
+def test_live_fuzzing_of_list_articles_in_depth_finds_nothing(live_run):
+    result = live_run.runs["listArticles"]
+    assert result.returncode == 0, _report(result)
+    # It ran the feed, and only the feed, with the deep settings (not a silent no-op).
+    assert "Selected: 1/" in result.stdout, _report(result)
+    generated = re.search(r"(\d+) generated", result.stdout)
+    assert generated and int(generated[1]) >= LIST_ARTICLES_EXAMPLES, _report(result)
+
+
+def test_live_fuzzing_of_list_articles_under_upstream_faults_finds_nothing(live_run):
+    result = live_run.runs["upstream faults"]
+    assert result.returncode == 0, _report(result)
+    assert "Selected: 1/" in result.stdout, _report(result)
+    assert '"status":503' in live_run.log  # the faults were in force: some requests got none
+
+
+def test_live_fuzzing_with_an_admin_key_finds_nothing(live_run):
+    result = live_run.runs["admin key"]
+    assert result.returncode == 0, _report(result)
     # The stateful phase must really walk the key lifecycle, not just start it. Which links
     # a run reaches depends a little on timing (an empty page has no article to follow),
     # so ask for most of them, not all.
     covered = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", result.stdout)
     assert covered, result.stdout[-3000:]
     assert int(covered[1]) >= 0.75 * int(covered[2]) > 0, covered[0]
+
+
+def _records(log: str) -> list[str]:
+    """Log records: a traceback's lines belong to the line that logged it."""
+    records: list[str] = []
+    for line in log.splitlines():
+        if records and not RECORD_START.match(line):
+            records[-1] += "\n" + line
+        else:
+            records.append(line)
+    return records
+
+
+def test_live_server_log_has_no_traceback(live_run):
+    levels = log_levels(live_run.log)
+    assert levels["INFO"] > 1000, levels  # the runs' requests are all in it
+    tracebacks = [
+        r
+        for r in _records(live_run.log)
+        if "Traceback" in r and "Future exception was never retrieved" not in r
+    ]
+    assert not tracebacks, "\n\n".join(tracebacks)[-6000:]
+
+
+# enabled once the feed refactor lands: a fetch that fails after its request stopped waiting
+# (or that nobody awaited) leaves a future whose exception is never retrieved, logged with a
+# traceback. The fix is in newsagg/aggregate.py and handlers/articles.py, being rewritten in
+# another branch; the test above checks every other traceback meanwhile.
+@pytest.mark.xfail(strict=False, reason="needs the feed refactor (another branch)")
+def test_live_server_log_has_no_unretrieved_future(live_run):
+    assert "never retrieved" not in live_run.log, live_run.log[-6000:]
+    assert "Traceback" not in live_run.log, live_run.log[-6000:]

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from providers.hackernews import HackerNewsProvider
 from providers.http import Reply, parse_retry_after, status_error
 from providers.newsapi import NewsAPIProvider
 from providers.text import canonical_url
-from simulator import Fault
+from simulator import Fault, data
 
 BUDGET = 2.0
 PROVIDERS = ("newsapi", "guardian", "hackernews")
@@ -147,6 +148,63 @@ def test_newsapi_search_window_goes_upstream(simulator):
     assert all(query.published_from <= a.published_at <= query.published_to for a in articles)
 
 
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_windows_at_the_ends_of_the_calendar(simulator, name):
+    """Years below 1000 and the last instant of 9999 go upstream as valid RFC 3339 (found by
+    the live fuzzing gate: strftime wrote year 366 as "366", and 9999 overflowed)."""
+    query = Query(
+        q="e",
+        published_from=datetime(366, 4, 23, 20, 48, 47, tzinfo=UTC),
+        published_to=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    )
+    assert _provider(simulator, name).fetch(query, BUDGET)
+    assert (
+        _provider(simulator, name).fetch(replace(query, published_to=query.published_from), BUDGET)
+        == []
+    )
+
+
+# Every query newsagg accepts, as NewsAPI gets it: (from, to) as offsets from now.
+WINDOWS = {
+    "no window": (None, None),
+    "the last two days": (timedelta(days=2), timedelta(0)),
+    "from only": (timedelta(days=2), None),
+    "to only": (None, timedelta(0)),
+    "long ago": (timedelta(days=400), timedelta(days=399)),  # legitimately empty
+}
+
+
+def _search_word(category: str | None) -> str:
+    """A word from one of the simulator's NewsAPI headlines in `category`: a search with hits."""
+    headline = next(t for c, _, t, _ in data.NEWSAPI_STORIES if category in (None, c))
+    return max(headline.split(), key=len)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+@pytest.mark.parametrize("category", [None, *CATEGORIES])
+def test_newsapi_answers_every_query_shape(simulator, category, window):
+    """Category or not, search or not (blank included), any window: NewsAPI as it behaves
+    live (the simulator) answers with articles, or with none only where none exist."""
+    now = datetime.now(UTC)
+    since, until = WINDOWS[window]
+    published_from = None if since is None else now - since
+    published_to = None if until is None else now - until
+    provider = _provider(simulator, "newsapi")
+    for q in (None, _search_word(category), "  "):
+        query = Query(category, q, published_from, published_to)
+        articles = provider.fetch(query, BUDGET)  # an UpstreamError fails the test
+        if window == "long ago":
+            assert articles == [], query
+            continue
+        assert articles, query
+        assert {a.category for a in articles} == {category or "general"}, query
+        if q and q.strip():
+            assert all(q in a.title + (a.description or "") for a in articles), query
+        assert all((published_from or a.published_at) <= a.published_at for a in articles)
+        assert all(a.published_at <= (published_to or a.published_at) for a in articles)
+    assert simulator.calls("newsapi") == 3
+
+
 def test_providers_without_keys_are_disabled(simulator):
     assert not _provider(simulator, "newsapi", key=None).enabled
     assert not _provider(simulator, "guardian", key=None).enabled
@@ -168,7 +226,7 @@ FAULTS = {
     "500": (Fault("status", status=500), "upstream_error"),
     "401": (Fault("status", status=401), "upstream_auth_failed"),
     "403": (Fault("status", status=403), "upstream_auth_failed"),
-    "400": (Fault("status", status=400), "upstream_error"),
+    "400": (Fault("status", status=400), "upstream_rejected_query"),
     "malformed": (Fault("malformed"), "upstream_bad_response"),
     "wrong_shape": (Fault("wrong_shape"), "upstream_bad_response"),
 }
@@ -182,6 +240,20 @@ def test_fault_maps_to_error_code_without_retrying(simulator, name, fault_name):
     error = _fetch_error(_provider(simulator, name))
     assert error.code == code
     assert simulator.calls(name) == 1  # none of these is worth a retry
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("newsapi", "upstream_rejected_query"),  # maximumResultsReached: paged too deep
+        ("guardian", "upstream_error"),
+        ("hackernews", "upstream_error"),
+    ],
+)
+def test_a_426_is_a_rejected_query_only_where_the_upstream_says_so(simulator, name, code):
+    simulator.set_fault(name, Fault("status", status=426))
+    error = _fetch_error(_provider(simulator, name))
+    assert error.code == code
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -309,3 +381,23 @@ def test_status_error_never_echoes_free_text_codes():
     assert sneaky.message == "newsapi answered 500" and "abc123" not in str(sneaky)
     limited = status_error("newsapi", Reply(200, None, 3.0), "rateLimited")
     assert limited.code == "upstream_rate_limited" and limited.retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    ("status", "upstream_code", "code"),
+    [
+        (400, None, "upstream_rejected_query"),  # any 400: the request's parameters
+        (426, "maximumResultsReached", "upstream_rejected_query"),  # one of the provider's
+        (200, "parameterInvalid", "upstream_rejected_query"),  # an in-envelope refusal
+        (426, None, "upstream_error"),
+        (404, None, "upstream_error"),  # a wrong base URL is not the query's fault
+        (500, "parameterInvalid", "upstream_error"),  # a 5xx is never the query's fault
+        (401, "apiKeyInvalid", "upstream_auth_failed"),
+        (403, None, "upstream_auth_failed"),
+        (429, "parameterInvalid", "upstream_rate_limited"),
+    ],
+)
+def test_status_error_classification(status, upstream_code, code):
+    rejections = frozenset({"parameterInvalid", "maximumResultsReached"})
+    error = status_error("newsapi", Reply(status, None, None), upstream_code, rejections)
+    assert error.code == code

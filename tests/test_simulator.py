@@ -57,7 +57,7 @@ def test_demo_keys_and_url_layout(simulator):
 
 
 def test_newsapi_top_headlines_shape_and_quirks(simulator):
-    body = _newsapi(simulator, language="en", pageSize=100).json()
+    body = _newsapi(simulator, country="us", pageSize=100).json()
     assert body["status"] == "ok" and body["totalResults"] == len(body["articles"])
     articles = body["articles"]
     removed = [a for a in articles if a["title"] == "[Removed]"]
@@ -82,7 +82,7 @@ def test_newsapi_top_headlines_shape_and_quirks(simulator):
 
 
 def test_newsapi_data_is_recent(simulator):
-    articles = _newsapi(simulator, language="en", pageSize=100).json()["articles"]
+    articles = _newsapi(simulator, country="us", pageSize=100).json()["articles"]
     stamps = [parse_timestamp(a["publishedAt"]) for a in articles if a["title"] != "[Removed]"]
     now = datetime.now(UTC)
     assert max(stamps) > now - timedelta(hours=1)
@@ -90,15 +90,15 @@ def test_newsapi_data_is_recent(simulator):
 
 
 def test_newsapi_filters_by_category_q_and_page_size(simulator):
-    science = _newsapi(simulator, category="science").json()["articles"]
-    assert science and len(science) < len(_newsapi(simulator, language="en").json()["articles"])
+    science = _newsapi(simulator, country="us", category="science").json()["articles"]
+    assert science and len(science) < len(_newsapi(simulator, country="us").json()["articles"])
     assert any("Antarctic" in a["title"] for a in science)
     assert not any("compiler" in a["title"] for a in science)
-    searched = _newsapi(simulator, q="BATTERY", language="en").json()["articles"]
+    searched = _newsapi(simulator, q="BATTERY", country="us").json()["articles"]
     assert searched and all(
         "battery" in (a["title"] + (a["description"] or "")).lower() for a in searched
     )
-    assert len(_newsapi(simulator, language="en", pageSize=3).json()["articles"]) == 3
+    assert len(_newsapi(simulator, country="us", pageSize=3).json()["articles"]) == 3
 
 
 def test_newsapi_everything_applies_from_and_to_and_has_no_suffix(simulator):
@@ -121,14 +121,54 @@ def test_newsapi_everything_applies_from_and_to_and_has_no_suffix(simulator):
 )
 def test_newsapi_checks_its_key(simulator, headers, code):
     response = _get(
-        simulator, "newsapi", "/v2/top-headlines", params={"language": "en"}, headers=headers
+        simulator, "newsapi", "/v2/top-headlines", params={"country": "us"}, headers=headers
     )
     assert response.status_code == 401
     assert response.json()["status"] == "error" and response.json()["code"] == code
 
 
-def test_newsapi_top_headlines_needs_a_parameter(simulator):
-    response = _newsapi(simulator)
+EMPTY = {"status": "ok", "totalResults": 0, "articles": []}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"country": "us", "language": "en"},  # `language` is no top-headlines parameter
+        {"category": "science", "language": "en"},
+        {"q": "battery", "language": "en"},
+        {"category": "science"},  # only country=us (or sources) has articles
+        {"q": "battery"},
+        {"country": "gb", "category": "science"},
+    ],
+)
+def test_newsapi_top_headlines_is_empty_as_live_for(simulator, params):
+    response = _newsapi(simulator, **params)
+    assert response.status_code == 200 and response.json() == EMPTY
+
+
+def test_newsapi_top_headlines_by_sources(simulator):
+    articles = _newsapi(simulator, sources="the-guardian-uk,google-news").json()["articles"]
+    assert {a["source"]["id"] for a in articles} == {"the-guardian-uk", "google-news"}
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({}, "parametersMissing"),
+        ({"language": "en", "pageSize": 100}, "parametersMissing"),  # newsagg's old request
+        ({"sources": "google-news", "country": "us"}, "parametersIncompatible"),
+        ({"sources": "google-news", "category": "general"}, "parametersIncompatible"),
+    ],
+)
+def test_newsapi_top_headlines_refuses_as_live(simulator, params, code):
+    response = _newsapi(simulator, **params)
+    assert response.status_code == 400
+    assert response.json()["status"] == "error" and response.json()["code"] == code
+
+
+@pytest.mark.parametrize("params", [{}, {"language": "en", "from": "2026-01-01"}, {"q": " "}])
+def test_newsapi_everything_needs_q(simulator, params):
+    response = _newsapi(simulator, "/v2/everything", **params)
     assert response.status_code == 400 and response.json()["code"] == "parametersMissing"
 
 
@@ -209,7 +249,7 @@ def test_duplicates_across_providers_are_in_the_data(simulator):
         canonical_url(r["webUrl"])
         for r in _guardian(simulator, **{"page-size": 50}).json()["response"]["results"]
     }
-    news = [a["url"] for a in _newsapi(simulator, language="en", pageSize=100).json()["articles"]]
+    news = [a["url"] for a in _newsapi(simulator, country="us", pageSize=100).json()["articles"]]
     relayed = [u for u in news if canonical_url(u) in guardian]
     assert len(relayed) >= 3
     assert all(u not in guardian for u in relayed)  # only equal once canonical
@@ -234,7 +274,7 @@ def test_duplicates_across_providers_are_in_the_data(simulator):
 )
 def test_newsapi_status_faults_carry_its_error_codes(simulator, status, code):
     simulator.set_fault("newsapi", Fault("status", status=status))
-    response = _newsapi(simulator, language="en")
+    response = _newsapi(simulator, country="us")
     assert response.status_code == status
     assert response.json()["status"] == "error" and response.json()["code"] == code
     assert "Retry-After" not in response.headers
@@ -304,7 +344,7 @@ def test_invalid_faults_are_refused(simulator, fault):
 def test_clear_faults(simulator):
     simulator.set_fault("newsapi", Fault("status", status=500))
     simulator.clear_faults()
-    assert _newsapi(simulator, language="en").status_code == 200
+    assert _newsapi(simulator, country="us").status_code == 200
 
 
 # -- control over HTTP, call counts -----------------------------------------------------
@@ -318,7 +358,7 @@ def test_http_control_endpoints(simulator):
         timeout=5,
     )
     assert put.status_code == 200
-    response = _newsapi(simulator, language="en")
+    response = _newsapi(simulator, country="us")
     assert response.status_code == 429 and response.headers["Retry-After"] == "7"
     assert response.json()["code"] == "rateLimited"
     _guardian(simulator)
@@ -328,7 +368,7 @@ def test_http_control_endpoints(simulator):
         "hackernews": 0,
     }
     assert requests.delete(f"{control}/faults", timeout=5).status_code == 200
-    assert _newsapi(simulator, language="en").status_code == 200
+    assert _newsapi(simulator, country="us").status_code == 200
     assert requests.delete(f"{control}/calls", timeout=5).status_code == 200
     assert simulator.calls("newsapi") == 0
     assert (
@@ -384,7 +424,7 @@ def test_context_manager_starts_and_stops():
         url = sim.url
         response = requests.get(
             sim.base_url("newsapi") + "/v2/top-headlines",
-            params={"language": "en"},
+            params={"country": "us"},
             headers={"X-Api-Key": "k1"},
             timeout=5,
         )
