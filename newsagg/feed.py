@@ -322,7 +322,14 @@ class Feed:
                 results[name] = items
                 reports[name] = SourceReport(name, "ok", len(items))
         ordered = [reports[name] for name in request.sources]
-        if not results and any(r.status == "error" for r in ordered):
+        # Nothing delivered and something may come back: a 503 worth retrying. When every
+        # failure is an upstream refusing the query itself, retrying cannot help: the page
+        # is empty and `sources` says why.
+        if not results and any(
+            r.error and r.error.code != "upstream_rejected_query"
+            for r in ordered
+            if r.status == "error"
+        ):
             raise Unavailable(
                 "No provider could deliver: "
                 + "; ".join(f"{r.name}: {r.error.code}" for r in ordered if r.error)

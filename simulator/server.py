@@ -18,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from providers.base import PROVIDER_NAMES
 from providers.text import parse_timestamp
 from simulator import data
 
-PROVIDERS = ("newsapi", "guardian", "hackernews")
+PROVIDERS = PROVIDER_NAMES
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
 HANG_LIMIT_SECONDS = 120.0
 

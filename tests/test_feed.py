@@ -238,3 +238,13 @@ def test_failed_fetches_leave_one_warning_and_no_unread_future(rig, caplog):
     warnings = [rec for rec in caplog.records if rec.name == "newsagg.feed"]
     assert [rec.levelname for rec in warnings] == ["WARNING", "WARNING"]
     assert all(rec.exc_info is None for rec in warnings)
+
+
+def test_a_query_every_provider_refuses_is_an_empty_page_not_a_503(rig):
+    refused = UpstreamError("upstream_rejected_query", "newsapi answered 400 (parameterInvalid)")
+    r = rig(FakeProvider("newsapi", error=refused), FakeProvider("guardian", error=refused))
+    page = r.page(q="x")  # retrying cannot help: no 503 inviting clients to try again
+    assert page.items == [] and {s.status for s in page.sources} == {"error", "disabled"}
+    r.providers["guardian"].error = UpstreamError("upstream_timeout", "late")
+    with pytest.raises(Unavailable):
+        r.page(q="y")  # one provider may answer later: that is worth a retry

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
@@ -28,7 +29,17 @@ def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
         check_same_thread=False,
         isolation_level=isolation_level,
     )
-    db.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs a moment alone with it, and SQLite answers "locked"
+    # at once, without waiting, to a second process starting up at the same time.
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     db.execute("PRAGMA synchronous=NORMAL")
     return db
 
