@@ -58,6 +58,7 @@ class Shape:
     function: Callable[..., Any]
     arguments: dict[str, Any]  # from the path and query, as Connexion converted them
     dependencies: tuple[str, ...]  # per-request arguments the handler takes
+    is_async: bool  # else Connexion would run it on a worker thread, and so do we
 
 
 def recording(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -141,7 +142,11 @@ class LeanPathMiddleware:
             function = noted["function"]
             taken = inspect.signature(function).parameters
             self._shapes[key] = Shape(
-                routed, function, noted["arguments"], tuple(n for n in PER_REQUEST if n in taken)
+                routed,
+                function,
+                noted["arguments"],
+                tuple(n for n in PER_REQUEST if n in taken),
+                asyncio.iscoroutinefunction(function),
             )
 
     async def _lean(self, shape: Shape, scope: Scope, receive: Receive, send: Send) -> bool:
@@ -158,7 +163,7 @@ class LeanPathMiddleware:
         scope["extensions"]["connexion_routing"] = {"operation_id": shape.operation_id}
         charge(scope, info["key"], shape.operation_id)
         kwargs = {**shape.arguments, **{name: context[name] for name in shape.dependencies}}
-        if asyncio.iscoroutinefunction(shape.function):
+        if shape.is_async:
             reply = await shape.function(**kwargs)
         else:
             reply = await run_in_threadpool(shape.function, **kwargs)

@@ -9,31 +9,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.deps import service_of
 from newsagg.log import request_id
+from newsagg.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 access_log = logging.getLogger("newsagg.access")
+_json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per line
 
 
 def _incoming_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER and VALID_REQUEST_ID.fullmatch(value):
             return value.decode("ascii")
-    return uuid.uuid4().hex  # absent or unusable (a client's id could forge log lines)
+    return os.urandom(16).hex()  # absent or unusable (a client's id could forge log lines)
 
 
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._known: dict[tuple[Metrics, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,11 +69,11 @@ class ObservabilityMiddleware:
             operation = routed.rsplit(".", 1)[-1] if routed else "unrouted"
             token_info = extensions.get("connexion_context", {}).get("token_info") or {}
             key = token_info.get("key")
-            metrics = service_of(scope).metrics
-            metrics.requests.labels(operation, str(status)).inc()
-            metrics.latency.labels(operation).observe(elapsed)
+            counted, timed = self._series(service_of(scope).metrics, operation, status)
+            counted.inc()
+            timed.observe(elapsed)
             access_log.info(
-                json.dumps(
+                _json(
                     {
                         "event": "access",
                         "request_id": rid,
@@ -79,8 +83,19 @@ class ObservabilityMiddleware:
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
                         "key_prefix": key.prefix if key is not None else None,
-                    },
-                    separators=(",", ":"),
+                    }
                 )
             )
             request_id.reset(token)
+
+    def _series(self, metrics: Metrics, operation: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and latency histogram's series for these labels, looked
+        up once (prometheus-client's `labels()` costs more than the increment itself)."""
+        found = self._known.get((metrics, operation, status))
+        if found is None:
+            found = (
+                metrics.requests.labels(operation, str(status)),
+                metrics.latency.labels(operation),
+            )
+            self._known[(metrics, operation, status)] = found
+        return found
