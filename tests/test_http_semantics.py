@@ -33,6 +33,23 @@ def test_etag_and_304(client, user_headers, service):
     assert not_modified.status_code == 304
 
 
+def test_a_revalidation_answered_304_is_not_charged(make_service, bearer):
+    service = make_service(rate_limit_basic=10)
+    key = bearer(service.keys.create("revalidating", "basic").plaintext)
+    with create_app(service=service).test_client() as c:
+        first = c.get("/articles?category=science", headers=key)
+        assert first.headers["x-ratelimit-remaining"] == "9"
+        for _ in range(3):  # the first repeat is judged by Connexion, the others take the lean path
+            unchanged = c.get(
+                "/articles?category=science", headers=key | {"If-None-Match": first.headers["etag"]}
+            )
+            assert unchanged.status_code == 304
+            assert unchanged.headers["x-ratelimit-remaining"] == "9"
+        assert c.get("/me", headers=key).json()["rate_limit"]["remaining"] == 9
+        changed = c.get("/articles?category=health", headers=key)  # a 200 is charged
+        assert changed.headers["x-ratelimit-remaining"] == "8"
+
+
 def test_cors_is_off_by_default(client, user_headers):
     response = client.get("/health", headers={"Origin": "https://app.example"})
     assert "access-control-allow-origin" not in response.headers
@@ -57,6 +74,7 @@ def test_cors_preflight_and_exposed_headers(make_service, bearer):
         assert response.headers["access-control-allow-origin"] == "https://app.example"
         exposed = response.headers["access-control-expose-headers"].lower()
         assert "x-ratelimit-remaining" in exposed and "etag" in exposed
+        assert "www-authenticate" in exposed  # a script can tell why it got a 401
         refused = c.options(
             "/articles",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
