@@ -1,4 +1,5 @@
-"""The HTTP edge: one module per resource; every operationId in the spec resolves here.
+"""The operations: one module per resource; every operationId in the spec resolves here.
 
-Thin by design: take Connexion's validated arguments, call the core, shape the reply.
+Thin by design: take Connexion's validated arguments and the request's dependencies
+(see edge.deps), make one call into the core, render the reply.
 """

@@ -1,4 +1,8 @@
-"""newsagg core: everything between the HTTP edge (`handlers`) and the upstreams (`providers`)."""
+"""newsagg core: settings, the feed, cache, store, keys, rate limits, CLI.
+
+Between the HTTP edge (`edge`, `handlers`) and the upstreams (`providers`); it imports
+nothing from an HTTP framework and names no status code or header.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
