@@ -156,7 +156,7 @@ class LeanPathMiddleware:
         context["token_info"] = info
         context["user"] = info["sub"]
         scope["extensions"]["connexion_routing"] = {"operation_id": shape.operation_id}
-        charge(scope, info["key"], shape.operation_id)
+        await charge(scope, info["key"], shape.operation_id)
         kwargs = {**shape.arguments, **{name: context[name] for name in shape.dependencies}}
         if asyncio.iscoroutinefunction(shape.function):
             reply = await shape.function(**kwargs)
