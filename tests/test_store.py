@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -28,7 +27,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from pg_server import NoServer, PostgresServer, new_server
-from psycopg import conninfo, sql
 
 from edge.app import create_app
 from newsagg.errors import Unavailable
@@ -46,36 +44,6 @@ PASSWORD = "pw-Zq81-never-shown"  # trust auth ignores it; it must surface nowhe
 
 
 # -- servers and databases ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """A URL to a role that may CREATE DATABASE, on a server that runs for the session."""
-    existing = os.environ.get("NEWSAGG_TEST_DATABASE_URL")
-    if existing:
-        yield existing
-        return
-    try:
-        server = new_server()
-    except NoServer as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield server.url()
-    server.remove()
-
-
-def _database_url(admin_url: str, name: str) -> str:
-    return conninfo.make_conninfo(admin_url, dbname=name)
-
-
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for this test alone."""
-    name = f"newsagg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _database_url(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
