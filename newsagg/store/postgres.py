@@ -227,7 +227,7 @@ class PostgresStore:
         with self._transaction() as db:
             db.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)",
-                (WINDOW_LOCK_CLASS, key_id % 2**31),  # a shared lock number only serialises
+                (WINDOW_LOCK_CLASS, key_id % 2**31),  # keys sharing a number just take turns
             )
             db.execute(
                 f"DELETE FROM rate_limit_hits WHERE key_id = %s AND at_us <= {NOW_US} - %s",
