@@ -3,7 +3,8 @@
 SQLite: a row per counted request in the database file, each hit one `BEGIN IMMEDIATE`
 transaction, so the workers of one machine count into one window. PostgreSQL: the same
 table, a lock per key for the count-then-insert, the server's clock, so instances
-sharing the database share the windows even without Redis. Store errors propagate: with
+sharing the database share the windows even without Redis. A key's expired rows go at its
+next hit, so the table holds at most `limit` rows per key. Store errors propagate: with
 PostgreSQL down the request has already failed its key check with a 503.
 """
 

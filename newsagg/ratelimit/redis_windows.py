@@ -27,6 +27,7 @@ password: it never appears in a log line or an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -157,7 +158,8 @@ class RedisLimiter:
         self._retry_at = self._clock() + self._backoff
         # Pooled connections to a restarted server are all dead: drop them, so the retry
         # after the backoff connects afresh instead of failing on the next stale one.
-        await client.connection_pool.disconnect()
+        with contextlib.suppress(RedisError, OSError):  # closing a broken socket may fail
+            await client.connection_pool.disconnect()
 
     async def hit(self, key_id: int, limit: int | None) -> Standing:
         if limit is None:
