@@ -8,19 +8,23 @@ under instances that keep answering; 304s refunded whichever limiter counts.
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis_server import RedisServer
 
 from edge.app import create_app
-from newsagg.ratelimit import WINDOW_SECONDS, SlidingWindowLimiter
+from newsagg.ratelimit import WINDOW_SECONDS, SlidingWindowLimiter, Standing, choose
 from newsagg.ratelimit.database import DatabaseLimiter
 from newsagg.ratelimit.redis_windows import RedisLimiter
 from newsagg.service import Service
+from newsagg.settings import Settings, SettingsError
+from newsagg.store import Store
 
 LIMIT = 5
 KINDS = {
@@ -142,3 +146,42 @@ def test_redis_stopped_and_started_again(make_service, pg_url, own_redis: RedisS
         # Shared again: LIMIT in total across both instances, then 429 on either.
         statuses = [(a, b)[i % 2].get("/sources", headers=key).status_code for i in range(8)]
         assert statuses == [200] * LIMIT + [429] * 3
+
+
+PASSWORD = "pw-Rd93-never-shown"
+
+
+def test_a_silent_redis_holds_no_request_long(caplog):
+    """A server that accepts connections and never answers (hung, or a black hole behind
+    a proxy): the hit waits at most the read timeout, then counts per process."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes handshakes; nobody ever reads or writes
+        url = f"redis://:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/0"
+        limiter = RedisLimiter(url)
+
+        async def timed() -> tuple[float, Standing, Standing]:
+            began = time.perf_counter()
+            first = await limiter.hit(1, 3)
+            waited = time.perf_counter() - began
+            second = await limiter.hit(1, 3)  # within the backoff: Redis not even tried
+            await limiter.disconnect()
+            return waited, first, second
+
+        with caplog.at_level(logging.INFO):
+            waited, first, second = asyncio.run(timed())
+    assert waited < 0.5
+    assert first.allowed and second.remaining == 1 and limiter.degraded()
+    assert "TimeoutError" in caplog.text and PASSWORD not in caplog.text
+
+
+def test_redis_settings_never_show_the_url():
+    settings = Settings(redis_url=f"redis://:{PASSWORD}@127.0.0.1:6379/0")
+    assert PASSWORD not in repr(settings)
+    with pytest.raises(SettingsError) as malformed:
+        RedisLimiter(f"http://:{PASSWORD}@127.0.0.1:6379/0")
+    assert PASSWORD not in str(malformed.value)
+    with pytest.raises(SettingsError, match="NEWSAGG_RATE_LIMIT_WINDOWS"):
+        Settings.from_env({"NEWSAGG_RATE_LIMIT_WINDOWS": "everywhere"})
+    with pytest.raises(SettingsError, match="needs NEWSAGG_REDIS_URL"):
+        choose(Settings(rate_limit_windows="redis"), cast(Store, None))
