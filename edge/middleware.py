@@ -13,12 +13,13 @@ like every request, and given back when the answer turns out to be a 304.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.deps import RENDERINGS, SERVICE, connexion_context, header, service_of
-from newsagg.errors import RateLimited
+from newsagg.errors import RateLimited, Unavailable
 from newsagg.ratelimit import Standing
 from newsagg.store import KeyRecord
 
@@ -62,9 +63,12 @@ class RequestContextMiddleware:
             charge: Charge | None = extensions.get(CHARGE)
             if message["type"] == "http.response.start" and charge is not None:
                 if message["status"] == 304 and charge.standing.entry is not None:
-                    charge.standing = await service.uncount_request(
-                        charge.key, charge.standing.entry
-                    )
+                    # This layer is outside the error handlers: a store that went away
+                    # since the hit leaves the request charged rather than fail the 304.
+                    with contextlib.suppress(Unavailable):
+                        charge.standing = await service.uncount_request(
+                            charge.key, charge.standing.entry
+                        )
                 message["headers"] = [
                     *message.get("headers", []),
                     *rate_limit_headers(charge.standing),
