@@ -136,12 +136,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if service is not None:
-            yield {SERVICE: service, RENDERINGS: RenderMemo()}
+            try:
+                yield {SERVICE: service, RENDERINGS: RenderMemo()}
+            finally:
+                await service.disconnect()
             return
         built = build_service(settings)
         try:
             yield {SERVICE: built, RENDERINGS: RenderMemo()}
         finally:
+            await built.disconnect()
             built.close()
 
     spec = yaml.safe_load(SPEC_PATH.read_text())

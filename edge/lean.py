@@ -161,7 +161,7 @@ class LeanPathMiddleware:
         context["token_info"] = info
         context["user"] = info["sub"]
         scope["extensions"]["connexion_routing"] = {"operation_id": shape.operation_id}
-        charge(scope, info["key"], shape.operation_id)
+        await charge(scope, info["key"], shape.operation_id)
         kwargs = {**shape.arguments, **{name: context[name] for name in shape.dependencies}}
         if shape.is_async:
             reply = await shape.function(**kwargs)

@@ -13,12 +13,13 @@ like every request, and given back when the answer turns out to be a 304.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.deps import RENDERINGS, SERVICE, connexion_context, header, service_of
-from newsagg.errors import RateLimited
+from newsagg.errors import RateLimited, Unavailable
 from newsagg.ratelimit import Standing
 from newsagg.store import KeyRecord
 
@@ -61,8 +62,13 @@ class RequestContextMiddleware:
         async def send_with_standing(message: Message) -> None:
             charge: Charge | None = extensions.get(CHARGE)
             if message["type"] == "http.response.start" and charge is not None:
-                if message["status"] == 304:
-                    charge.standing = service.uncount_request(charge.key)
+                if message["status"] == 304 and charge.standing.entry is not None:
+                    # This layer is outside the error handlers: a store that went away
+                    # since the hit leaves the request charged rather than fail the 304.
+                    with contextlib.suppress(Unavailable):
+                        charge.standing = await service.uncount_request(
+                            charge.key, charge.standing.entry
+                        )
                 message["headers"] = [
                     *message.get("headers", []),
                     *rate_limit_headers(charge.standing),
@@ -72,11 +78,11 @@ class RequestContextMiddleware:
         await self.app(scope, receive, send_with_standing)
 
 
-def charge(scope: Scope, key: KeyRecord, operation: str) -> None:
+async def charge(scope: Scope, key: KeyRecord, operation: str) -> None:
     """Count an authenticated request against its key's limit; RateLimited when over."""
     if operation in UNCOUNTED_OPERATIONS:
         return
-    standing = service_of(scope).count_request(key)
+    standing = await service_of(scope).count_request(key)
     scope["extensions"][CHARGE] = Charge(key, standing)
     if not standing.allowed:
         raise RateLimited(
@@ -94,5 +100,5 @@ class RateLimitMiddleware:
         extensions = scope.get("extensions", {})
         token_info = extensions.get("connexion_context", {}).get("token_info")
         if token_info is not None:
-            charge(scope, token_info["key"], extensions["connexion_routing"]["operation_id"])
+            await charge(scope, token_info["key"], extensions["connexion_routing"]["operation_id"])
         await self.app(scope, receive, send)

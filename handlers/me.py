@@ -13,7 +13,7 @@ from newsagg.service import Service
 
 async def get_me(service: Service, token_info: dict[str, Any]) -> ConnexionResponse:
     key = token_info["key"]
-    standing = service.standing(key)
+    standing = await service.standing(key)
     return json_reply(
         {
             "key": key_json(key),

@@ -12,6 +12,7 @@ from contextlib import closing
 from newsagg.errors import Unavailable
 from newsagg.keys import TIERS, KeyRing
 from newsagg.log import logging_config
+from newsagg.metrics import multiprocess_dir
 from newsagg.settings import Settings, SettingsError, flagged
 from newsagg.store import open_store
 from newsagg.store.migrations import pending
@@ -45,16 +46,17 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         )
     # Worker processes read their settings from the environment, as these were resolved.
     os.environ.update(settings.to_env())
-    uvicorn.run(
-        "edge.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_config=logging_config(),
-        access_log=False,  # newsagg writes its own structured access line
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    with multiprocess_dir(settings.workers):  # /metrics sums every worker's counts
+        uvicorn.run(
+            "edge.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=logging_config(),
+            access_log=False,  # newsagg writes its own structured access line
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     return 0
 
 

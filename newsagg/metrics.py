@@ -1,15 +1,58 @@
 """Prometheus metrics, one registry per service (so several apps in one process never
-collide, and each worker process reports its own)."""
+collide).
+
+With several worker processes (`newsagg serve --workers N`), /metrics answers the sums
+over all of them, whichever worker is asked: prometheus-client's multiprocess mode. Each
+worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (set, and emptied of a
+previous run's files, by `newsagg serve` before the workers start: `multiprocess_dir`),
+and the exposition reads every worker's files. A worker that dies leaves its files: its
+counts stay in the sums, as a counter's must. uvicorn's supervisor has no hook for a
+worker's exit, so `multiprocess.mark_process_dead` is never called; it only matters for
+gauges in a live mode, and there are none (a gauge added here must pick a
+`multiprocess_mode`). One process: the registry as is, no files.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# prometheus-client reads it once, at import: it must be set before a worker starts.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def multiprocess_dir(workers: int) -> Iterator[None]:
+    """Multiprocess mode for the worker processes started inside, when there are several
+    (or when the operator set the directory): an empty directory in the environment they
+    inherit; a directory made here is removed afterwards."""
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if workers == 1 and not given:
+        yield
+        return
+    directory = Path(given or tempfile.mkdtemp(prefix="newsagg-metrics-"))
+    for stale in directory.glob("*.db"):  # a previous run's counts are not this run's
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            del os.environ[MULTIPROCESS_ENV]
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 class Metrics:
     def __init__(self) -> None:
+        self._multiprocess_dir = os.environ.get(MULTIPROCESS_ENV)
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "newsagg_requests",
@@ -44,4 +87,9 @@ class Metrics:
         )
 
     def exposition(self) -> bytes:
+        if self._multiprocess_dir:
+            # Every worker's files, this one's included: the sums across workers.
+            everyone = CollectorRegistry()
+            MultiProcessCollector(everyone, path=self._multiprocess_dir)
+            return generate_latest(everyone)
         return generate_latest(self.registry)

@@ -11,7 +11,7 @@ from newsagg.feed import Feed, FeedItem, new_executor
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
-from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter, Standing
+from newsagg.ratelimit import RateLimiter, Standing, choose
 from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
 from newsagg.store import KeyRecord, Store, open_store
@@ -33,17 +33,28 @@ class Service:
     metrics: Metrics
     simulator: Simulator | None = None
 
-    def count_request(self, key: KeyRecord) -> Standing:
-        """Count one request of `key` if its hourly limit allows; its standing after that."""
-        return self.limiter.hit(key.id, self.settings.hourly_limit(key.tier))
+    async def count_request(self, key: KeyRecord) -> Standing:
+        """Count one request of `key` if its hourly limit allows; its standing after that
+        (with the entry counted, for `uncount_request`)."""
+        return await self.limiter.hit(key.id, self.settings.hourly_limit(key.tier))
 
-    def uncount_request(self, key: KeyRecord) -> Standing:
-        """Give back the request counted last (an answer that is not charged for)."""
-        return self.limiter.refund(key.id, self.settings.hourly_limit(key.tier))
+    async def uncount_request(self, key: KeyRecord, entry: str) -> Standing:
+        """Give back the request counted as `entry` (an answer that is not charged for)."""
+        return await self.limiter.refund(key.id, self.settings.hourly_limit(key.tier), entry)
 
-    def standing(self, key: KeyRecord) -> Standing:
+    async def standing(self, key: KeyRecord) -> Standing:
         """`key`'s standing, counting nothing."""
-        return self.limiter.peek(key.id, self.settings.hourly_limit(key.tier))
+        return await self.limiter.peek(key.id, self.settings.hourly_limit(key.tier))
+
+    def degraded(self) -> list[str]:
+        """The parts meant to be shared between instances that are, for now, per process
+        (their shared store is unreachable): what /health may report."""
+        return ["rate_limits"] if self.limiter.degraded() else []
+
+    async def disconnect(self) -> None:
+        """Close the connections the running event loop made to shared stores; the service
+        stays usable (the lifespan calls this as its loop ends)."""
+        await self.limiter.disconnect()
 
     def close(self) -> None:
         if self.simulator is not None:
@@ -103,4 +114,5 @@ def build_service(settings: Settings) -> Service:
         single_flight=SingleFlight(new_executor()),
         metrics=metrics,
     )
-    return Service(settings, store, keys, SlidingWindowLimiter(), health, feed, metrics, simulator)
+    limiter = choose(settings, store)
+    return Service(settings, store, keys, limiter, health, feed, metrics, simulator)

@@ -59,6 +59,15 @@ def _hourly_limit(name: str, raw: str) -> int | None:
     return int(raw)
 
 
+def _choice(*choices: str) -> Parse:
+    def parse(name: str, raw: str) -> str:
+        if raw.strip().lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw.strip().lower()
+
+    return parse
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -101,6 +110,13 @@ class Settings:
         None,
         "`postgresql://user:password@host:5432/db`: PostgreSQL holds keys, article ids and"
         " secrets instead of SQLite, shared by every instance",
+        secret=True,  # it may carry a password
+    )
+    redis_url: str | None = setting(
+        "NEWSAGG_REDIS_URL",
+        None,
+        "`redis://host:6379/0`: Redis holds the rate-limit windows, shared by every instance"
+        " (per process while it is unreachable)",
         secret=True,  # it may carry a password
     )
     admin_key: str | None = setting(
@@ -161,6 +177,15 @@ class Settings:
         "requests per hour of an `unlimited` key (`none`: no limit)",
         _hourly_limit,
         shown_default="`none`",
+    )
+    rate_limit_windows: str = setting(
+        "NEWSAGG_RATE_LIMIT_WINDOWS",
+        "auto",
+        "where rate-limit windows live: `process` (each worker process its own), `database`"
+        " (the SQLite file or PostgreSQL, shared by every process using it), `redis`, or"
+        " `auto`: Redis when `NEWSAGG_REDIS_URL` is set, else the database with several"
+        " workers or with PostgreSQL, else the process",
+        _choice("auto", "process", "database", "redis"),
     )
     cors_origins: tuple[str, ...] = setting(
         "NEWSAGG_CORS_ORIGINS",

@@ -1,4 +1,7 @@
-"""Shared fixtures: one upstream simulator per session, a fresh service per test.
+"""Shared fixtures: one upstream simulator per session, a fresh service per test, and real
+PostgreSQL and Redis servers the suite starts itself (`NEWSAGG_TEST_DATABASE_URL`,
+`NEWSAGG_TEST_REDIS_URL` point it at existing ones; with neither to be had, the tests that
+need one fail saying how to get it, never skip).
 
 Tests talk HTTP to the simulator through the real provider clients, and to the API through
 Connexion (its test client, or uvicorn on a loopback port where real concurrency matters).
@@ -6,14 +9,22 @@ Connexion (its test client, or uvicorn on a loopback port where real concurrency
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
+import pg_server
+import psycopg
 import pytest
+import redis
+import redis_server
 import uvicorn
+from psycopg import conninfo, sql
+from redis_server import RedisServer
 
 from edge.app import create_app
 from newsagg.service import Service, build_service, pointed_at
@@ -27,6 +38,70 @@ def simulator() -> Iterator[Simulator]:
     sim.start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A URL to a role that may CREATE DATABASE, on a server that runs for the session."""
+    existing = os.environ.get("NEWSAGG_TEST_DATABASE_URL")
+    if existing:
+        yield existing
+        return
+    try:
+        server = pg_server.new_server()
+    except pg_server.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server.url()
+    server.remove()
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    return conninfo.make_conninfo(admin_url, dbname=name)
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test alone."""
+    name = f"newsagg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _database_url(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def redis_session_url() -> Iterator[str]:
+    """A Redis server for the session: `NEWSAGG_TEST_REDIS_URL`, or one started here."""
+    existing = os.environ.get("NEWSAGG_TEST_REDIS_URL")
+    if existing:
+        yield existing
+        return
+    try:
+        server = redis_server.new_server()
+    except redis_server.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server.url()
+    server.remove()
+
+
+@pytest.fixture
+def redis_url(redis_session_url: str) -> str:
+    """The session's Redis, emptied for this test (its database only)."""
+    with redis.Redis.from_url(redis_session_url) as client:
+        client.flushdb()
+    return redis_session_url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis server of this test's own, to stop and start (never an existing one)."""
+    try:
+        server = redis_server.new_server()
+    except redis_server.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.remove()
 
 
 @pytest.fixture(autouse=True)

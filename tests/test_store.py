@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -28,7 +27,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from pg_server import NoServer, PostgresServer, new_server
-from psycopg import conninfo, sql
 
 from edge.app import create_app
 from newsagg.errors import Unavailable
@@ -46,36 +44,6 @@ PASSWORD = "pw-Zq81-never-shown"  # trust auth ignores it; it must surface nowhe
 
 
 # -- servers and databases ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """A URL to a role that may CREATE DATABASE, on a server that runs for the session."""
-    existing = os.environ.get("NEWSAGG_TEST_DATABASE_URL")
-    if existing:
-        yield existing
-        return
-    try:
-        server = new_server()
-    except NoServer as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield server.url()
-    server.remove()
-
-
-def _database_url(admin_url: str, name: str) -> str:
-    return conninfo.make_conninfo(admin_url, dbname=name)
-
-
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for this test alone."""
-    name = f"newsagg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _database_url(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -300,7 +268,7 @@ def test_migrations_are_idempotent(stores, backend_settings):
     assert store.schema_version() == 0
     assert store.migrate() == list(MIGRATIONS)
     tables = _tables(backend_settings)
-    assert tables == {"schema_version", "meta", "articles", "api_keys"}
+    assert tables == {"schema_version", "meta", "articles", "api_keys", "rate_limit_hits"}
     assert store.migrate() == []
     assert stores().migrate() == []
     assert _tables(backend_settings) == tables
@@ -323,15 +291,18 @@ def test_instances_starting_together_migrate_once(stores):
 
 def test_a_failing_migration_changes_nothing(stores, backend_settings):
     stores().close()
+    next_version = MIGRATIONS[-1].version + 1
     broken = Migration(
-        2, "broken", ("CREATE TABLE half_done (id INTEGER)", "CREATE TABLE oops (id NO_SUCH_TYPE")
+        next_version,
+        "broken",
+        ("CREATE TABLE half_done (id INTEGER)", "CREATE TABLE oops (id NO_SUCH_TYPE"),
     )
     with pytest.raises((sqlite3.Error, psycopg.Error)):
         stores(migrations=(*MIGRATIONS, broken)).migrate()
     assert "half_done" not in _tables(backend_settings)
-    fixed = Migration(2, "fixed", ("CREATE TABLE later (id INTEGER)",))
+    fixed = Migration(next_version, "fixed", ("CREATE TABLE later (id INTEGER)",))
     store = stores(migrations=(*MIGRATIONS, fixed))
-    assert store.migrate() == [fixed] and store.schema_version() == 2
+    assert store.migrate() == [fixed] and store.schema_version() == next_version
 
 
 LEGACY_SCHEMA = """
@@ -378,12 +349,15 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 def test_db_status_and_migrate_commands(backend_settings):
     status = _cli(backend_settings, "db", "status")
     assert status.returncode == 0, status.stderr
-    assert status.stdout == "schema version 0\npending 1 initial schema\n"
+    listed = "".join(f"pending {m.version} {m.name}\n" for m in MIGRATIONS)
+    assert status.stdout == f"schema version 0\n{listed}"
     migrated = _cli(backend_settings, "db", "migrate")
-    assert (migrated.returncode, migrated.stdout) == (0, "applied 1 initial schema\n")
-    assert _cli(backend_settings, "db", "status").stdout == "schema version 1\n"
+    applied = listed.replace("pending", "applied")
+    assert (migrated.returncode, migrated.stdout) == (0, applied)
+    latest = MIGRATIONS[-1].version
+    assert _cli(backend_settings, "db", "status").stdout == f"schema version {latest}\n"
     again = _cli(backend_settings, "db", "migrate")
-    assert again.stdout == "nothing to apply; schema version 1\n"
+    assert again.stdout == f"nothing to apply; schema version {latest}\n"
 
 
 # -- PostgreSQL down ---------------------------------------------------------------------

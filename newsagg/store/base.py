@@ -33,6 +33,16 @@ def key_record(row: tuple[Any, ...]) -> KeyRecord:
     return KeyRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A key's rate-limit window as a store holds it, times in seconds on the store's clock."""
+
+    count: int  # requests counted in the last `window_seconds`
+    oldest: float | None  # when the oldest of them was counted
+    now: float
+    entry: str | None = None  # the request counted by this call, to refund it by
+
+
 class Store(Protocol):
     """Keys, articles and the service's secrets. SQLite and PostgreSQL implement it alike."""
 
@@ -79,4 +89,15 @@ class Store(Protocol):
 
     def revoke_key(self, key_id: int, revoked_at: str) -> bool:
         """Revoke an active key; False when there is no such active key."""
+        ...
+
+    def window_hit(self, key_id: int, limit: int, window_seconds: float) -> Window:
+        """Count one request of `key_id` if fewer than `limit` were counted in the last
+        `window_seconds` (atomically across every process on this database)."""
+        ...
+
+    def window_peek(self, key_id: int, window_seconds: float) -> Window: ...
+
+    def window_refund(self, key_id: int, entry: str, window_seconds: float) -> Window:
+        """Take back the request that `window_hit` counted as `entry`."""
         ...

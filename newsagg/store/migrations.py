@@ -54,6 +54,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             " revoked_at TEXT)",
         ),
     ),
+    # Rate-limit windows shared by every process on the database (newsagg.ratelimit):
+    # one row per counted request of the last hour, its time in microseconds.
+    Migration(
+        2,
+        "rate-limit windows",
+        (
+            "CREATE TABLE rate_limit_hits (id {id}, key_id BIGINT NOT NULL, at_us BIGINT NOT NULL)",
+            "CREATE INDEX rate_limit_hits_key_at ON rate_limit_hits (key_id, at_us)",
+        ),
+    ),
 )
 
 VERSION_TABLE = (

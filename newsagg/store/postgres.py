@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from newsagg.errors import Unavailable
 from newsagg.settings import SettingsError
-from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, key_record
+from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, Window, key_record
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ STATEMENT_TIMEOUT_MS = 5000
 POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
 MIGRATION_LOCK = 7_265_320_341
+# Likewise for the per-key locks of rate-limit windows: (this class, key id) in the
+# two-number lock space, which does not overlap the one-number space above.
+WINDOW_LOCK_CLASS = 72_653
+# The database server's clock in microseconds: one clock for every instance.
+NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 
 class PostgresStore:
@@ -204,3 +209,47 @@ class PostgresStore:
                 (revoked_at, key_id),
             )
             return cursor.rowcount == 1
+
+    # -- rate-limit windows ----------------------------------------------------------
+    # Shared by every instance. A transaction-scoped lock per key makes count-then-insert
+    # atomic (two instances counting 99 at once would both insert otherwise).
+
+    def _window(self, db: psycopg.Connection, key_id: int, window_us: int) -> Window:
+        count, oldest, now_us = db.execute(
+            f"SELECT COUNT(*), MIN(at_us), {NOW_US} FROM rate_limit_hits"
+            f" WHERE key_id = %s AND at_us > {NOW_US} - %s",
+            (key_id, window_us),
+        ).fetchone()
+        return Window(count, None if oldest is None else oldest / 1e6, now_us / 1e6)
+
+    def window_hit(self, key_id: int, limit: int, window_seconds: float) -> Window:
+        window_us = int(window_seconds * 1e6)
+        with self._transaction() as db:
+            db.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                (WINDOW_LOCK_CLASS, key_id % 2**31),  # keys sharing a number just take turns
+            )
+            db.execute(
+                f"DELETE FROM rate_limit_hits WHERE key_id = %s AND at_us <= {NOW_US} - %s",
+                (key_id, window_us),
+            )
+            window = self._window(db, key_id, window_us)
+            if window.count >= limit:
+                return window
+            (entry,) = db.execute(
+                "INSERT INTO rate_limit_hits(key_id, at_us) VALUES (%s, %s) RETURNING id",
+                (key_id, int(window.now * 1e6)),
+            ).fetchone()
+            oldest = window.now if window.oldest is None else window.oldest
+            return Window(window.count + 1, oldest, window.now, str(entry))
+
+    def window_peek(self, key_id: int, window_seconds: float) -> Window:
+        with self._transaction() as db:
+            return self._window(db, key_id, int(window_seconds * 1e6))
+
+    def window_refund(self, key_id: int, entry: str, window_seconds: float) -> Window:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM rate_limit_hits WHERE id = %s AND key_id = %s", (int(entry), key_id)
+            )
+            return self._window(db, key_id, int(window_seconds * 1e6))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
-from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, key_record
+from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, Window, key_record
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -185,3 +185,47 @@ class SqliteStore:
                 (revoked_at, key_id),
             )
             return cursor.rowcount == 1
+
+    # -- rate-limit windows ----------------------------------------------------------
+    # Every process on this file shares them. The clock is the machine's wall clock, the
+    # same in every process (a monotonic clock would not survive a restart in the table).
+
+    def _window(self, db: sqlite3.Connection, key_id: int, now_us: int, window_us: int) -> Window:
+        count, oldest = db.execute(
+            "SELECT COUNT(*), MIN(at_us) FROM rate_limit_hits WHERE key_id = ? AND at_us > ?",
+            (key_id, now_us - window_us),
+        ).fetchone()
+        return Window(count, None if oldest is None else oldest / 1e6, now_us / 1e6)
+
+    def window_hit(self, key_id: int, limit: int, window_seconds: float) -> Window:
+        window_us = int(window_seconds * 1e6)
+        with self._transaction() as db:
+            # The write lock up front: a transaction that read first and then asked for it
+            # could fail with "database is locked" instead of waiting its turn.
+            db.execute("BEGIN IMMEDIATE")
+            now_us = time.time_ns() // 1000
+            db.execute(
+                "DELETE FROM rate_limit_hits WHERE key_id = ? AND at_us <= ?",
+                (key_id, now_us - window_us),
+            )
+            window = self._window(db, key_id, now_us, window_us)
+            if window.count >= limit:
+                return window
+            (entry,) = db.execute(
+                "INSERT INTO rate_limit_hits(key_id, at_us) VALUES (?, ?) RETURNING id",
+                (key_id, now_us),
+            ).fetchone()
+            oldest = now_us / 1e6 if window.oldest is None else window.oldest
+            return Window(window.count + 1, oldest, window.now, str(entry))
+
+    def window_peek(self, key_id: int, window_seconds: float) -> Window:
+        now_us = time.time_ns() // 1000
+        return self._window(self._connection(), key_id, now_us, int(window_seconds * 1e6))
+
+    def window_refund(self, key_id: int, entry: str, window_seconds: float) -> Window:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM rate_limit_hits WHERE id = ? AND key_id = ?", (int(entry), key_id)
+            )
+            now_us = time.time_ns() // 1000
+            return self._window(db, key_id, now_us, int(window_seconds * 1e6))

@@ -1,0 +1,159 @@
+"""Per-key hourly rate limits: an exact sliding window.
+
+A key's window is the log of its requests counted in the last hour (at most `limit` of
+them), so there is no fixed-window boundary where a client could send twice its limit.
+Where the windows live decides who shares them (`choose` picks, from the settings):
+
+- `SlidingWindowLimiter`: in the process. The fastest; each worker process has its own.
+- `DatabaseLimiter` (ratelimit.database): in the store, SQLite or PostgreSQL, shared by
+  every process using it: several workers on one machine, or instances on one PostgreSQL.
+- `RedisLimiter` (ratelimit.redis_windows): in Redis, shared by every instance, with a
+  per-process fallback while Redis cannot be reached.
+
+All three implement `RateLimiter` with the same semantics (the same tests run on each).
+A request's hit returns the entry it counted, and a refund takes back exactly that entry,
+not whichever request another process counted last.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from newsagg.settings import Settings, SettingsError
+from newsagg.store import Store
+
+WINDOW_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    limit: int | None  # None: no limit
+    remaining: int | None
+    reset_seconds: int  # until one more request is allowed; 0 when one is now
+    allowed: bool = True
+    entry: str | None = None  # what `hit` counted, for `refund`; None when nothing was
+
+
+UNLIMITED = Standing(None, None, 0)
+
+
+def standing(
+    limit: int, count: int, oldest: float | None, now: float, allowed: bool, entry: str | None
+) -> Standing:
+    """The standing of a window holding `count` requests, the oldest counted at `oldest`."""
+    remaining = limit - count
+    reset = 0
+    if remaining <= 0 and oldest is not None:
+        reset = max(0, int(oldest + WINDOW_SECONDS - now + 0.999))
+    return Standing(limit, remaining, reset, allowed, entry)
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key_id: int, limit: int | None) -> Standing:
+        """Count one request if the limit allows it; answer the standing after it."""
+        ...
+
+    async def peek(self, key_id: int, limit: int | None) -> Standing:
+        """The standing, counting nothing."""
+        ...
+
+    async def refund(self, key_id: int, limit: int | None, entry: str) -> Standing:
+        """Take back the request `hit` counted as `entry`; answer the standing after it."""
+        ...
+
+    def degraded(self) -> bool:
+        """Whether windows meant to be shared are, for now, counted per process."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Close connections made on the running event loop (a later loop makes its own)."""
+        ...
+
+
+class SlidingWindowLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _window(self, key_id: int, now: float) -> deque[float]:
+        window = self._windows.setdefault(key_id, deque())
+        while window and window[0] <= now - WINDOW_SECONDS:
+            window.popleft()
+        return window
+
+    def _standing(
+        self, window: deque[float], limit: int, now: float, allowed: bool, entry: str | None
+    ) -> Standing:
+        return standing(limit, len(window), window[0] if window else None, now, allowed, entry)
+
+    async def hit(self, key_id: int, limit: int | None) -> Standing:
+        if limit is None:
+            return UNLIMITED
+        with self._lock:
+            now = self._clock()
+            window = self._window(key_id, now)
+            if len(window) >= limit:
+                return self._standing(window, limit, now, False, None)
+            window.append(now)
+            # The entry is the time itself: requests counted at the same instant are
+            # interchangeable, so refunding either is the same.
+            return self._standing(window, limit, now, True, repr(now))
+
+    async def peek(self, key_id: int, limit: int | None) -> Standing:
+        if limit is None:
+            return UNLIMITED
+        with self._lock:
+            now = self._clock()
+            return self._standing(self._window(key_id, now), limit, now, True, None)
+
+    async def refund(self, key_id: int, limit: int | None, entry: str) -> Standing:
+        if limit is None:
+            return UNLIMITED
+        with self._lock:
+            now = self._clock()
+            window = self._window(key_id, now)
+            if float(entry) in window:  # it may have left the window since
+                window.remove(float(entry))
+            return self._standing(window, limit, now, True, None)
+
+    def degraded(self) -> bool:
+        return False
+
+    async def disconnect(self) -> None:
+        pass
+
+
+def choose(settings: Settings, store: Store) -> RateLimiter:
+    """Where this service keeps its windows, from `NEWSAGG_RATE_LIMIT_WINDOWS`.
+
+    `auto` shares them as widely as the deployment asks for, and no wider: Redis when it is
+    configured; else the database when several processes use it (several workers, or
+    PostgreSQL, which exists to be shared by instances); else the process, because one
+    process needs no sharing and an in-memory hit costs microseconds where a database
+    transaction costs tens of them.
+    """
+    mode = settings.rate_limit_windows
+    if mode == "auto":
+        if settings.redis_url:
+            mode = "redis"
+        elif settings.workers > 1 or settings.database_url:
+            mode = "database"
+        else:
+            mode = "process"
+    if mode == "redis":
+        from newsagg.ratelimit.redis_windows import RedisLimiter
+
+        if not settings.redis_url:
+            raise SettingsError("NEWSAGG_RATE_LIMIT_WINDOWS=redis needs NEWSAGG_REDIS_URL")
+        return RedisLimiter(settings.redis_url)
+    if mode == "database":
+        from newsagg.ratelimit.database import DatabaseLimiter
+
+        return DatabaseLimiter(store)
+    return SlidingWindowLimiter()

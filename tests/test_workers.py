@@ -1,0 +1,167 @@
+"""`newsagg serve --workers N` as deployed: a real process tree on a free port.
+
+Several workers on one SQLite file share each key's rate-limit window, and /metrics
+answers the sums over every worker. Which worker answered what is read from the
+per-worker files of prometheus-client's multiprocess mode (one file per process id).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+ADMIN_KEY = "nagg_workers-test-admin-key-0123456789abcdefghijklmn"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+OPERATION = "listSources"  # GET /sources: counted, and needs no upstream
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # a condition with a deadline, not a guess
+        assert time.monotonic() < deadline, f"{what}: not in {seconds} s"
+        time.sleep(0.05)
+
+
+class Serving:
+    """`newsagg serve --workers N`, its output in a log file, stopped with SIGTERM."""
+
+    def __init__(self, tmp_path: Path, workers: int, **env: str) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.metrics_dir = tmp_path / "metrics"
+        self.metrics_dir.mkdir()
+        (self.metrics_dir / "counter_1.db").write_bytes(b"")  # a stale file: serve empties it
+        self.log = tmp_path / "serve.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "newsagg.cli", "serve"),
+                    *("--workers", str(workers), "--port", str(port)),
+                ],
+                env={
+                    **os.environ,
+                    "NEWSAGG_DATABASE": str(tmp_path / "db.sqlite3"),
+                    "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+                    **env,
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _until(self._healthy, 60, "the server answering /health")
+        except AssertionError:
+            self.stop()
+            raise AssertionError(self.log.read_text()) from None
+
+    def _healthy(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def burst(self, headers: dict[str, str], count: int) -> list[int]:
+        """`count` concurrent GET /sources, each on a connection of its own (so that the
+        kernel hands them to whichever workers are waiting)."""
+
+        def one(_i: int) -> int:
+            return requests.get(f"{self.url}/sources", headers=headers, timeout=10).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            return list(pool.map(one, range(count)))
+
+    def answered(self) -> dict[str, collections.Counter[str]]:
+        """Per worker process id: its GET /sources answers by status."""
+        by_worker: dict[str, collections.Counter[str]] = {}
+        for path in self.metrics_dir.glob("counter_*.db"):
+            statuses: collections.Counter[str] = collections.Counter()
+            for metric in MultiProcessCollector.merge([str(path)]):
+                for sample in metric.samples:
+                    if sample.name == "newsagg_requests_total" and (
+                        sample.labels["operation"] == OPERATION
+                    ):
+                        statuses[sample.labels["status"]] += int(sample.value)
+            if statuses:
+                by_worker[path.stem.removeprefix("counter_")] = statuses
+        return by_worker
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Serving]]:
+    started: list[Serving] = []
+
+    def start(workers: int, **env: str) -> Serving:
+        started.append(Serving(tmp_path, workers, **env))
+        return started[-1]
+
+    yield start
+    for serving in started:
+        serving.stop()
+
+
+@pytest.mark.timeout(90)
+def test_four_workers_share_one_window_per_key(serve):
+    served = serve(4, NEWSAGG_RATE_LIMIT_BASIC="10")
+    created = requests.post(
+        f"{served.url}/keys", json={"name": "basic", "tier": "basic"}, headers=ADMIN, timeout=10
+    )
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+    statuses = served.burst(key, 16)
+    assert sorted(statuses) == [200] * 10 + [429] * 6
+    # More (all refused) until at least two workers have answered this key: then some
+    # worker refused it having let fewer than 10 through itself, which a window of its
+    # own would not have done.
+    deadline = time.monotonic() + 30
+    while len(served.answered()) < 2:
+        assert time.monotonic() < deadline, "one worker answered everything"
+        assert served.burst(key, 8) == [429] * 8
+    _until(lambda: sum(s["200"] for s in served.answered().values()) == 10, 5, "200s recorded")
+    assert not (served.metrics_dir / "counter_1.db").exists()
+
+
+def _scraped_total(served: Serving) -> int:
+    text = requests.get(f"{served.url}/metrics", headers=ADMIN, timeout=10).text
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "newsagg_requests_total" and sample.labels["operation"] == OPERATION
+    )
+
+
+@pytest.mark.timeout(90)
+def test_metrics_sum_every_worker(serve):
+    served = serve(2)
+    sent = 0
+    deadline = time.monotonic() + 30
+    while len(served.answered()) < 2:  # until both workers have answered some
+        assert time.monotonic() < deadline, "one worker answered everything"
+        sent += len(served.burst(ADMIN, 8))
+    _until(lambda: sum(sum(s.values()) for s in served.answered().values()) == sent, 5, "all")
+    # Whichever worker answers the scrape, it reports both workers' requests.
+    assert [_scraped_total(served) for _ in range(4)] == [sent] * 4
