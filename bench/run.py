@@ -12,6 +12,7 @@ In one run (the machine is shared and noisy: read the ratios, not the absolute n
 Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--distinct 50000]
         [--peers ../shared/peers --peer-venv /tmp/perfvenv]   # add the FastAPI peer
+        [--shared]                     # add newsagg on PostgreSQL + Redis
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/articles?category=technology&limit=20"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLI = (sys.executable, "-m", "newsagg.cli")
 
 
 def free_port() -> int:
@@ -134,6 +136,17 @@ def uvicorn(*command_app_and_dir: str | Path) -> list[str]:
     ]
 
 
+def create_key(env: dict[str, str]) -> str:
+    """A key whose tier has no limit: the bench measures serving, not refusing."""
+    return subprocess.run(
+        [*CLI, "keys", "create", "--name", "bench", "--tier", "unlimited"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def measured(server: Server, key: str, duration: int) -> dict[str, float]:
     pid = server.process.pid
     before = cpu_seconds(pid)
@@ -163,6 +176,11 @@ def main() -> None:
         help="also measure the idiomatic FastAPI peer from this folder (its README says how)",
     )
     parser.add_argument("--peer-venv", type=Path, default=Path("/tmp/perfvenv"))
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="also measure newsagg on PostgreSQL + Redis (servers started like the tests do)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -176,13 +194,29 @@ def main() -> None:
     }
     python = sys.executable
     serve_newsagg = [python, "-m", "newsagg.cli", "serve", "--demo", "--port", "{port}"]
-    key = subprocess.run(
-        [python, "-m", "newsagg.cli", "keys", "create", "--name", "bench", "--tier", "unlimited"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    key = create_key(env)
+
+    backing = []
+    if args.shared:
+        shared_env, backing = shared_backing()
+        shared_env = {**env, **shared_env}
+        shared_key = subprocess.run(
+            [
+                python,
+                "-m",
+                "newsagg.cli",
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--tier",
+                "unlimited",
+            ],
+            env=shared_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     newsagg = Server(serve_newsagg, env, work / "newsagg.log")
     status, body = http_get(newsagg.url + PATH, key)
@@ -198,6 +232,8 @@ def main() -> None:
     )
     print(f"\n1. Cache hits, {args.rounds} rounds x {args.duration}s each, alternating")
     results: dict[str, list[dict[str, float]]] = {"newsagg": [], "bare ASGI": []}
+    if args.shared:
+        results["newsagg PG+Redis"] = []
     if args.peers:
         results["FastAPI"] = []
     bare_env = {**env, "BARE_BODY": str(work / "body.json"), "BARE_KEY": key}
@@ -206,6 +242,11 @@ def main() -> None:
         http_get(server.url + PATH, key)
         results["newsagg"].append(measured(server, key, args.duration))
         server.stop()
+        if args.shared:
+            server = Server(serve_newsagg, shared_env, work / "shared.log")
+            http_get(server.url + PATH, shared_key)
+            results["newsagg PG+Redis"].append(measured(server, shared_key, args.duration))
+            server.stop()
         server = Server(
             uvicorn(python, "-m", "uvicorn", "bench.bare_asgi:app", ROOT),
             bare_env,
@@ -229,10 +270,13 @@ def main() -> None:
     ]
     print(f"  newsagg / bare ASGI throughput ratio: {spread(ratios, 3)}")
     if args.peers:
-        ratios = [
-            n["rps"] / f["rps"] for n, f in zip(results["newsagg"], results["FastAPI"], strict=True)
-        ]
-        print(f"  newsagg / FastAPI peer throughput ratio: {spread(ratios, 3)}")
+        for name in ("newsagg", "newsagg PG+Redis"):
+            if name in results:
+                ratios = [
+                    n["rps"] / f["rps"]
+                    for n, f in zip(results[name], results["FastAPI"], strict=True)
+                ]
+                print(f"  {name} / FastAPI peer throughput ratio: {spread(ratios, 3)}")
 
     server = Server(serve_newsagg, env, work / "newsagg.log")
     simulator = re.search(r"upstream simulator at (\S+)", (work / "newsagg.log").read_text())[1]
@@ -272,7 +316,23 @@ def main() -> None:
                 flush=True,
             )
     server.stop()
+    for backing_server in backing:
+        backing_server.remove()
     shutil.rmtree(work, ignore_errors=True)
+
+
+def shared_backing() -> tuple[dict[str, str], list]:
+    """PostgreSQL and Redis, started as the test suite starts them, pinned to CPU 1 (the
+    wrk side: CPU 0 is the measured server's alone). Their environment for newsagg."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pg_server
+    import redis_server
+
+    postgres, redis = pg_server.new_server(), redis_server.new_server()
+    for pid in (postgres.pid, redis.pid):  # backends forked later inherit it
+        subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], capture_output=True)
+    env = {"NEWSAGG_DATABASE_URL": postgres.url(), "NEWSAGG_REDIS_URL": redis.url()}
+    return env, [postgres, redis]
 
 
 if __name__ == "__main__":

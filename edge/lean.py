@@ -153,7 +153,7 @@ class LeanPathMiddleware:
         """Answer a remembered shape; False (nothing sent) when the full path must."""
         service = service_of(scope)
         token = _bearer_token(scope)
-        info = None if token is None else token_info(service, token, False)
+        info = None if token is None else await token_info(service, token, False)
         if info is None:
             return False  # Connexion answers the 401 in its own words
         service.metrics.request_shapes.labels("remembered").inc()

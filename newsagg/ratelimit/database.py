@@ -11,7 +11,7 @@ PostgreSQL down the request has already failed its key check with a 503.
 from __future__ import annotations
 
 from newsagg.ratelimit import UNLIMITED, WINDOW_SECONDS, Standing, standing
-from newsagg.store import Store
+from newsagg.store import Store, without_blocking
 from newsagg.store.base import Window
 
 
@@ -23,23 +23,28 @@ class DatabaseLimiter:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    # Synchronous store calls on the event loop, as the key check right before them is:
-    # each is one short transaction on a local file or a pooled connection.
+    # Each call is one short transaction: inline on a local file, on a worker thread when
+    # the database is a server (see without_blocking).
     async def hit(self, key_id: int, limit: int | None) -> Standing:
         if limit is None:
             return UNLIMITED
-        window = self._store.window_hit(key_id, limit, WINDOW_SECONDS)
+        store = self._store
+        window = await without_blocking(store, store.window_hit, key_id, limit, WINDOW_SECONDS)
         return _standing(limit, window, allowed=window.entry is not None)
 
     async def peek(self, key_id: int, limit: int | None) -> Standing:
         if limit is None:
             return UNLIMITED
-        return _standing(limit, self._store.window_peek(key_id, WINDOW_SECONDS), True)
+        store = self._store
+        window = await without_blocking(store, store.window_peek, key_id, WINDOW_SECONDS)
+        return _standing(limit, window, True)
 
     async def refund(self, key_id: int, limit: int | None, entry: str) -> Standing:
         if limit is None:
             return UNLIMITED
-        return _standing(limit, self._store.window_refund(key_id, entry, WINDOW_SECONDS), True)
+        store = self._store
+        window = await without_blocking(store, store.window_refund, key_id, entry, WINDOW_SECONDS)
+        return _standing(limit, window, True)
 
     def degraded(self) -> bool:
         return False

@@ -6,7 +6,9 @@ every instance); both implement `Store` over the same logical schema (store.migr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from newsagg.store.base import DuplicateDigest, KeyRecord, Store
 from newsagg.store.sqlite import SqliteStore
@@ -14,7 +16,17 @@ from newsagg.store.sqlite import SqliteStore
 if TYPE_CHECKING:  # settings import the key tiers, which import the store
     from newsagg.settings import Settings
 
-__all__ = ["DuplicateDigest", "KeyRecord", "Store", "open_store"]
+__all__ = ["DuplicateDigest", "KeyRecord", "Store", "open_store", "without_blocking"]
+
+T = TypeVar("T")
+
+
+async def without_blocking(store: Store, call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)`, a call into `store`, made so that the event loop goes on meanwhile:
+    on a worker thread when the store waits on the network, inline for a local file."""
+    if store.waits_on_network:
+        return await asyncio.to_thread(call, *args)  # the context (request id) goes along
+    return call(*args)
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:

@@ -46,6 +46,10 @@ class Window:
 class Store(Protocol):
     """Keys, articles and the service's secrets. SQLite and PostgreSQL implement it alike."""
 
+    # Whether a call waits on the network (a database server) rather than a local file:
+    # callers on the event loop then make it from a worker thread (see `store.without_blocking`).
+    waits_on_network: bool
+
     def migrate(self) -> list[Migration]:
         """Apply the pending schema migrations under a lock; answer those applied now."""
         ...

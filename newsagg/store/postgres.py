@@ -1,8 +1,10 @@
 """PostgreSQL persistence, for several instances sharing one database.
 
-A connection pool per process, each connection checked before it is handed out, so
-connections broken by a server restart are replaced instead of failing a request. Every
-method is one transaction. A server that cannot be reached becomes `Unavailable` (the
+A connection pool per process. Key checks run on every request, so a read is one round
+trip: one statement in autocommit (no BEGIN/COMMIT), and no liveness probe before each
+checkout; instead a read that finds its connection broken (a server restart) is tried
+again on another, so broken connections are replaced instead of failing a request. Every
+write is one transaction. A server that cannot be reached becomes `Unavailable` (the
 edge answers 503 with Retry-After) and the pool reconnects by itself once it is back;
 meanwhile calls fail at once for a moment after each failed wait, so that an outage costs
 each request a 503, not seconds of waiting (key checks run on the event loop).
@@ -20,7 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo, errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from newsagg.errors import Unavailable
 from newsagg.settings import SettingsError
@@ -50,7 +52,13 @@ WINDOW_LOCK_CLASS = 72_653
 NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 
+class _LostConnection(Unavailable):
+    """The server closed the connection in hand; another connection may be sound."""
+
+
 class PostgresStore:
+    waits_on_network = True
+
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         try:
             conninfo.conninfo_to_dict(url)
@@ -69,7 +77,6 @@ class PostgresStore:
                 "application_name": "newsagg",
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             },
-            check=ConnectionPool.check_connection,
             name="newsagg",
             open=True,
         )
@@ -83,14 +90,34 @@ class PostgresStore:
             with self._pool.connection() as db:
                 yield db
         except psycopg.OperationalError as exc:
-            # A pool wait that timed out, a lost connection (no SQLSTATE), a refused one
-            # (08...) or a server shutting down (57P...) mean the server is gone; a
-            # deadlock or a cancelled query does not, and fails only its own call.
+            if exc.sqlstate is None and not isinstance(exc, PoolTimeout):
+                # The server closed this connection (it restarted, say): not yet a sign
+                # that it is gone; a read tries another connection.
+                raise _LostConnection(
+                    UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS
+                ) from None
+            # A pool wait that timed out, a refused connection (08...) or a server shutting
+            # down (57P...) mean the server is gone; a deadlock or a cancelled query does
+            # not, and fails only its own call.
             if exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")):
                 self._failing_until = time.monotonic() + FAIL_FAST_SECONDS
             # Only the class name: libpq's message can carry connection details.
             log.warning("PostgreSQL unavailable (%s)", type(exc).__name__)
             raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS) from None
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read-only statement, in one round trip."""
+        for _attempt in range(POOL_SIZE + 1):
+            try:
+                with self._transaction() as db:
+                    db.autocommit = True  # one statement: no BEGIN and COMMIT around it
+                    try:
+                        return db.execute(sql, params).fetchall()
+                    finally:
+                        db.autocommit = False
+            except _LostConnection:
+                continue  # the pool drops that connection; the next one may be sound
+        raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
 
     def close(self) -> None:
         self._pool.close()
@@ -158,9 +185,8 @@ class PostgresStore:
         return [ids[url] for url, _rank, _data in batch]
 
     def article(self, article_id: int) -> dict[str, Any] | None:
-        with self._transaction() as db:
-            row = db.execute("SELECT data FROM articles WHERE id = %s", (article_id,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        rows = self._read("SELECT data FROM articles WHERE id = %s", (article_id,))
+        return json.loads(rows[0][0]) if rows else None
 
     # -- API keys --------------------------------------------------------------------
 
@@ -179,16 +205,13 @@ class PostgresStore:
         return key_record(row)
 
     def has_digest(self, digest: str) -> bool:
-        with self._transaction() as db:
-            row = db.execute("SELECT 1 FROM api_keys WHERE digest = %s", (digest,)).fetchone()
-        return row is not None
+        return bool(self._read("SELECT 1 FROM api_keys WHERE digest = %s", (digest,)))
 
     def _active_keys(self, where: str = "", params: tuple[Any, ...] = ()) -> list[KeyRecord]:
-        with self._transaction() as db:
-            rows = db.execute(
-                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
-                params,
-            ).fetchall()
+        rows = self._read(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
+            params,
+        )
         return [key_record(row) for row in rows]
 
     def active_key_by_digest(self, digest: str) -> KeyRecord | None:
