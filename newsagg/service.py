@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, replace
 
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
-from newsagg.feed import Feed, FeedItem, new_executor
+from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
-from newsagg.provider_health import ProviderHealth
+from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.ratelimit import RateLimiter, SlidingWindowLimiter, Standing
 from newsagg.settings import Settings
+from newsagg.shared import RedisLink, SharedResults
 from newsagg.singleflight import SingleFlight
 from newsagg.store import KeyRecord, Store, open_store
 from providers.base import Provider
@@ -32,6 +34,11 @@ class Service:
     feed: Feed
     metrics: Metrics
     simulator: Simulator | None = None
+    redis: RedisLink | None = None
+
+    def degraded(self) -> list[str]:
+        """The shared services this instance is doing without right now."""
+        return ["redis"] if self.redis is not None and not self.redis.reachable() else []
 
     def count_request(self, key: KeyRecord) -> Standing:
         """Count one request of `key` if its hourly limit allows; its standing after that."""
@@ -48,6 +55,8 @@ class Service:
     def close(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.redis is not None:
+            self.redis.close()
         self.store.close()
 
 
@@ -90,17 +99,29 @@ def build_service(settings: Settings) -> Service:
     keys = KeyRing(store)
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
-    health = ProviderHealth()
+    redis = RedisLink(settings.redis_url) if settings.redis_url else None
+    # Shared times must mean the same on every instance: wall-clock epoch, not monotonic.
+    clock = time.time if redis is not None else time.monotonic
+    health = ProviderHealth(
+        probe_seconds=settings.upstream_timeout + HANDOVER_GRACE_SECONDS,
+        clock=clock,
+        shared=redis and SharedHealth(redis),
+    )
     metrics = Metrics()
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
     feed = Feed(
         providers=make_providers(settings),
         store=store,
-        cache=ResultCache[tuple[FeedItem, ...]](settings.cache_ttl, settings.cache_max_stale),
+        cache=ResultCache[tuple[FeedItem, ...]](
+            settings.cache_ttl, settings.cache_max_stale, clock=clock
+        ),
         health=health,
         cursors=CursorCodec(bytes.fromhex(cursor_secret)),
         timeout=settings.upstream_timeout,
         single_flight=SingleFlight(new_executor()),
         metrics=metrics,
+        shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
     )
-    return Service(settings, store, keys, SlidingWindowLimiter(), health, feed, metrics, simulator)
+    return Service(
+        settings, store, keys, SlidingWindowLimiter(), health, feed, metrics, simulator, redis
+    )

@@ -103,6 +103,13 @@ class Settings:
         " secrets instead of SQLite, shared by every instance",
         secret=True,  # it may carry a password
     )
+    redis_url: str | None = setting(
+        "NEWSAGG_REDIS_URL",
+        None,
+        "`redis://host:6379/0`: Redis holds what instances share besides the database (cached"
+        " provider results, single-flight, provider health); in-process when unset",
+        secret=True,  # it may carry a password
+    )
     admin_key: str | None = setting(
         "NEWSAGG_ADMIN_KEY",
         None,

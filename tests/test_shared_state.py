@@ -1,0 +1,201 @@
+"""State shared through a real Redis: two service instances over one Redis and one SQLite
+file (one store, so article ids agree) behave as one for the cache, single-flight and
+provider health; with Redis stopped they still answer, and sharing resumes once it is back.
+
+The Redis server is started by the suite (tests/redis_server.py), or NEWSAGG_TEST_REDIS_URL
+names an existing one (its database is flushed before each test)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+import requests
+from conftest import LiveServer
+from redis_server import NoServer, RedisServer, new_server
+from test_contract_bodies import _validator
+
+from edge.app import create_app
+from newsagg.feed import FeedRequest
+from newsagg.service import Service
+from simulator import Fault, Simulator
+
+PROVIDERS = ("newsapi", "guardian", "hackernews")
+TECH = {"category": "technology", "limit": 5}
+
+
+def _own_server() -> RedisServer:
+    try:
+        return new_server()
+    except NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def session_redis_url() -> Iterator[str]:
+    existing = os.environ.get("NEWSAGG_TEST_REDIS_URL")
+    if existing:
+        yield existing
+        return
+    server = _own_server()
+    yield server.url
+    server.remove()
+
+
+@pytest.fixture
+def redis_url(session_redis_url: str) -> str:
+    """The session's Redis, emptied for this test."""
+    with redis.Redis.from_url(session_redis_url) as client:
+        client.flushdb()
+    return session_redis_url
+
+
+@pytest.fixture
+def pair(make_service: Callable[..., Service], redis_url: str) -> tuple[Service, Service]:
+    """Two instances: same Redis, same SQLite file (make_service reuses the test's)."""
+    return make_service(redis_url=redis_url), make_service(redis_url=redis_url)
+
+
+def _calls(simulator: Simulator) -> dict[str, int]:
+    return {name: simulator.calls(name) for name in PROVIDERS}
+
+
+def _statuses(body: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in body["sources"]}
+
+
+def _eventually(check: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():  # a condition with a deadline, not a guess
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_a_query_fetched_through_one_instance_is_a_hit_on_another(pair, simulator):
+    a, b = pair
+    key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
+    with create_app(service=a).test_client() as ca, create_app(service=b).test_client() as cb:
+        first = ca.get("/articles", params=TECH, headers=key).json()
+        assert first["cache_status"] == "miss"
+        calls = _calls(simulator)
+        assert calls == dict.fromkeys(PROVIDERS, 1)
+        on_b = cb.get("/articles", params=TECH, headers=key).json()
+    assert on_b["cache_status"] == "hit"
+    assert _calls(simulator) == calls  # no upstream call from B
+    assert on_b["articles"] == first["articles"]  # same ids: one store
+    # The page memo key (request, stored_at of each part) is the same on both instances.
+    request = FeedRequest.parse(category="technology", limit=5)
+    page_a, page_b = (asyncio.run(s.feed.page(request)) for s in (a, b))
+    assert page_a.cache_status == page_b.cache_status == "hit"
+    assert page_a.key is not None and page_a.key == page_b.key
+
+
+def test_a_first_level_hit_with_redis_configured_never_suspends(pair):
+    a, _ = pair
+    request = FeedRequest.parse(category="technology", limit=5)
+    asyncio.run(a.feed.page(request))  # fetched: now in this instance's first level too
+    coroutine = a.feed.page(request)
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)  # completes on its first step: no Redis round trip
+    assert done.value.value.cache_status == "hit"
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_identical_misses_over_two_instances_make_one_call_per_provider(pair, simulator):
+    a, b = pair
+    key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
+    for name in PROVIDERS:  # slow enough that all 50 requests overlap
+        simulator.set_fault(name, Fault("latency", delay=0.5))
+    with LiveServer(a) as sa, LiveServer(b) as sb, ThreadPoolExecutor(50) as pool:
+        urls = [(sa.url, sb.url)[i % 2] + "/articles" for i in range(50)]
+        answers = list(
+            pool.map(lambda url: requests.get(url, params=TECH, headers=key, timeout=10), urls)
+        )
+    assert [r.status_code for r in answers] == [200] * 50
+    assert _calls(simulator) == dict.fromkeys(PROVIDERS, 1)
+    bodies = [r.json() for r in answers]
+    assert all(_statuses(body) == dict.fromkeys(PROVIDERS, "ok") for body in bodies)
+    assert len({tuple(a["id"] for a in body["articles"]) for body in bodies}) == 1
+
+
+def test_an_expired_result_in_redis_is_served_stale_on_another_instance(
+    make_service, redis_url, simulator
+):
+    a, b = (make_service(redis_url=redis_url, cache_ttl=0.2) for _ in range(2))
+    request = FeedRequest.parse(category="technology", limit=5, sources=["guardian"])
+    fetched_at = time.time()
+    fetched = asyncio.run(a.feed.page(request))
+    assert fetched.cache_status == "miss" and fetched.items
+    _eventually(lambda: time.time() > fetched_at + 0.3, 2)  # expired, still kept
+    simulator.set_fault("guardian", Fault("status", status=500))
+    page = asyncio.run(b.feed.page(request))  # B never fetched it: the copy is Redis's
+    assert page.cache_status == "stale" and page.items == fetched.items
+
+
+def test_a_provider_failing_through_one_instance_opens_its_breaker_on_another(pair, simulator):
+    a, b = pair
+    key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
+    simulator.set_fault("guardian", Fault("status", status=500))
+    with create_app(service=a).test_client() as ca, create_app(service=b).test_client() as cb:
+        for i in range(a.health.failure_threshold):
+            body = ca.get("/articles", params={"q": f"q{i}"}, headers=key).json()
+            assert _statuses(body)["guardian"] == "error"
+        calls = simulator.calls("guardian")
+        body = cb.get("/articles", params={"q": "fresh"}, headers=key).json()
+        sources = {s["name"]: s for s in cb.get("/sources", headers=key).json()["sources"]}
+    guardian = next(s for s in body["sources"] if s["name"] == "guardian")
+    assert guardian["error"]["code"] == "circuit_open"
+    assert simulator.calls("guardian") == calls  # B did not call it
+    assert sources["guardian"]["state"] == "open"
+    assert sources["guardian"]["last_error"]["code"] == "upstream_error"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to stop and start (same port)."""
+    server = _own_server()
+    yield server
+    server.remove()
+
+
+@pytest.mark.timeout(60)
+def test_without_redis_answers_keep_coming_and_sharing_resumes_when_it_is_back(
+    make_service, own_redis, simulator
+):
+    a, b = make_service(redis_url=own_redis.url), make_service(redis_url=own_redis.url)
+    key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
+    health = _validator("/components/schemas/Health")
+    with create_app(service=a).test_client() as ca, create_app(service=b).test_client() as cb:
+        assert ca.get("/health").json()["status"] == "ok"
+        own_redis.stop()
+        for i, client in enumerate((ca, cb, ca, cb)):
+            began = time.monotonic()
+            answer = client.get("/articles", params={"q": f"down{i}"}, headers=key)
+            assert answer.status_code == 200, answer.text
+            assert time.monotonic() - began < 1.5  # no hang on the dead socket
+            assert _statuses(answer.json()) == dict.fromkeys(PROVIDERS, "ok")
+        for client in (ca, cb):
+            answer = client.get("/health")
+            assert answer.status_code == 200
+            body = answer.json()
+            assert body["status"] == "degraded" and body["degraded"] == ["redis"]
+            assert list(health.iter_errors(body)) == []
+            assert client.get("/sources", headers=key).status_code == 200
+
+        own_redis.start()
+        for client in (ca, cb):
+            _eventually(lambda c=client: c.get("/health").json()["status"] == "ok", 5)
+        assert ca.get("/articles", params={"q": "back"}, headers=key).json()["cache_status"] == (
+            "miss"
+        )
+        calls = _calls(simulator)
+        assert cb.get("/articles", params={"q": "back"}, headers=key).json()["cache_status"] == (
+            "hit"
+        )
+        assert _calls(simulator) == calls
