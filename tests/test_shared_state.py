@@ -3,7 +3,9 @@ file (one store, so article ids agree) behave as one for the cache, single-fligh
 provider health; with Redis stopped they still answer, and sharing resumes once it is back.
 
 The Redis server is started by the suite (tests/redis_server.py), or NEWSAGG_TEST_REDIS_URL
-names an existing one (its database is flushed before each test)."""
+names an existing one (its database is flushed before each test). The Redis fixtures here
+mirror those of the `limits` branch's conftest, same names and meaning: drop these once
+that conftest is merged."""
 
 from __future__ import annotations
 
@@ -38,22 +40,22 @@ def _own_server() -> RedisServer:
 
 
 @pytest.fixture(scope="session")
-def session_redis_url() -> Iterator[str]:
+def redis_session_url() -> Iterator[str]:
     existing = os.environ.get("NEWSAGG_TEST_REDIS_URL")
     if existing:
         yield existing
         return
     server = _own_server()
-    yield server.url
+    yield server.url()
     server.remove()
 
 
 @pytest.fixture
-def redis_url(session_redis_url: str) -> str:
+def redis_url(redis_session_url: str) -> str:
     """The session's Redis, emptied for this test."""
-    with redis.Redis.from_url(session_redis_url) as client:
+    with redis.Redis.from_url(redis_session_url) as client:
         client.flushdb()
-    return session_redis_url
+    return redis_session_url
 
 
 @pytest.fixture
@@ -168,7 +170,7 @@ def own_redis() -> Iterator[RedisServer]:
 def test_without_redis_answers_keep_coming_and_sharing_resumes_when_it_is_back(
     make_service, own_redis, simulator
 ):
-    a, b = make_service(redis_url=own_redis.url), make_service(redis_url=own_redis.url)
+    a, b = make_service(redis_url=own_redis.url()), make_service(redis_url=own_redis.url())
     key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
     health = _validator("/components/schemas/Health")
     with create_app(service=a).test_client() as ca, create_app(service=b).test_client() as cb:
