@@ -25,7 +25,10 @@ from test_contract_bodies import _validator
 
 from edge.app import create_app
 from newsagg.feed import FeedRequest
+from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.service import Service
+from newsagg.shared import RedisLink
+from providers.base import UpstreamError
 from simulator import Fault, Simulator
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
@@ -201,3 +204,53 @@ def test_without_redis_answers_keep_coming_and_sharing_resumes_when_it_is_back(
             "hit"
         )
         assert _calls(simulator) == calls
+
+
+class EpochClock:
+    """Wall-clock seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _shared_health(link: RedisLink, clock: EpochClock, threshold: int = 2) -> ProviderHealth:
+    return ProviderHealth(
+        failure_threshold=threshold,
+        open_seconds=30,
+        probe_seconds=5,
+        clock=clock,
+        shared=SharedHealth(link),
+    )
+
+
+def test_concurrent_failures_on_two_instances_all_count(redis_url):
+    links = [RedisLink(redis_url), RedisLink(redis_url)]
+    clock = EpochClock()
+    a, b = (_shared_health(link, clock, threshold=1000) for link in links)
+    error = UpstreamError("upstream_timeout", "late")
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: (a, b)[i % 2].failed("guardian", error), range(80)))
+    assert a.get("guardian").consecutive_failures == b.get("guardian").consecutive_failures == 80
+    for link in links:
+        link.close()
+
+
+def test_a_probe_slot_held_by_a_lost_instance_expires(redis_url):
+    links = [RedisLink(redis_url), RedisLink(redis_url)]
+    clock = EpochClock()
+    a, b = (_shared_health(link, clock) for link in links)
+    for _ in range(2):
+        a.failed("guardian", UpstreamError("upstream_unreachable", "down"))
+    clock.now += 31  # open period over: half-open
+    a.admit("guardian")  # A takes the probe slot, then is lost before it reports
+    with pytest.raises(UpstreamError, match="being probed"):
+        b.admit("guardian")
+    clock.now += 6  # the probe's whole budget has passed
+    b.admit("guardian")  # B probes instead
+    b.succeeded("guardian")
+    assert a.breaker("guardian").state == "closed"
+    for link in links:
+        link.close()
