@@ -99,11 +99,12 @@ class FeedItem:
         return cls(article_id, article, json.dumps(fields, separators=(",", ":")).encode())
 
     @classmethod
-    def from_json(cls, fields: dict[str, Any]) -> FeedItem:
-        """The item whose public JSON is `fields` (as read back from Redis)."""
+    def from_json(cls, data: bytes) -> FeedItem:
+        """The item whose public JSON is `data` (as read back from Redis), kept as it is."""
+        fields = json.loads(data)
         values = {name: fields[name] for name in ARTICLE_FIELDS}
         values["published_at"] = datetime.fromisoformat(fields["published_at"])
-        return cls.of(fields["id"], Article(**values))
+        return cls(fields["id"], Article(**values), data)
 
     def sort_key(self) -> tuple[datetime, int]:
         return (self.article.published_at, self.id)
@@ -425,7 +426,7 @@ class Feed:
             found = self._shared.get(key)
             if found is not None:
                 stored_at, payload = found
-                items = tuple(FeedItem.from_json(fields) for fields in json.loads(payload))
+                items = tuple(FeedItem.from_json(data) for data in payload.split(b"\n") if data)
                 # Stale or fresh, a local copy: a stale one still serves if the fetch fails.
                 self._cache.put((provider.name, query), items, stored_at)
                 copy = self._cache.get((provider.name, query))
@@ -475,7 +476,9 @@ class Feed:
         items = tuple(FeedItem.of(i, a) for i, a in zip(ids, articles, strict=True))
         stored_at = self._cache.put((provider.name, query), items)
         if self._shared is not None:
-            payload = b"[" + b",".join(item.json for item in items) + b"]"
+            # One item's JSON a line (json.dumps escapes newlines): read back without parsing
+            # the whole list or serialising each item again.
+            payload = b"\n".join(item.json for item in items)
             # Unshared while Redis is down: this instance has it, the others fetch it.
             with contextlib.suppress(RedisDown):
                 self._shared.put(_shared_key(provider.name, query), stored_at, payload)
