@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -254,3 +255,23 @@ def test_a_probe_slot_held_by_a_lost_instance_expires(redis_url):
     assert a.breaker("guardian").state == "closed"
     for link in links:
         link.close()
+
+
+def test_an_unreachable_redis_url_and_its_password_are_never_shown(make_service, caplog):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    password = "pw-Rk27-never-shown"
+    service = make_service(redis_url=f"redis://:{password}@127.0.0.1:{port}/0")
+    key = {"Authorization": f"Bearer {service.keys.create('k', 'unlimited').plaintext}"}
+    with create_app(service=service).test_client() as client:
+        answers = [
+            client.get("/articles", params=TECH, headers=key),
+            client.get("/sources", headers=key),
+            client.get("/health"),
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[2].json()["degraded"] == ["redis"]
+    assert "Redis unreachable" in caplog.text
+    shown = caplog.text + "".join(a.text for a in answers) + repr(service.settings)
+    assert password not in shown and str(port) not in shown
