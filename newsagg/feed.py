@@ -410,35 +410,36 @@ class Feed:
         """Runs on a worker thread, once per (provider, query) and process at a time."""
         if self._shared is not None:
             try:
-                return self._shared_flight(provider, query)
+                return self._shared_flight(self._shared, provider, query)
             except RedisDown:
                 pass  # as without Redis
         return Delivered(self._fetch(provider, query))
 
-    def _shared_flight(self, provider: Provider, query: Query) -> Delivered:
+    def _shared_flight(self, shared: SharedResults, provider: Provider, query: Query) -> Delivered:
         """Redis's result, else this instance's fetch under the query's lock, else the
         result of the instance holding it. Raises RedisDown before fetching anything."""
-        assert self._shared is not None
         key = _shared_key(provider.name, query)
         deadline = time.monotonic() + self._timeout + HANDOVER_GRACE_SECONDS
-        first_look = True
+        first_look, seen = True, None
         while True:
-            found = self._shared.get(key)
-            if found is not None:
+            found = shared.get(key)
+            if found is not None and found[0] != seen:  # a version not copied yet
                 stored_at, payload = found
+                seen = stored_at
                 items = tuple(FeedItem.from_json(data) for data in payload.split(b"\n") if data)
                 # Stale or fresh, a local copy: a stale one still serves if the fetch fails.
                 self._cache.put((provider.name, query), items, stored_at)
                 copy = self._cache.get((provider.name, query))
                 if copy is not None and copy.fresh:
-                    # Waited for: fetched now by another instance, a miss as in-process.
+                    # At first look a hit; once waited for, it was fetched now by another
+                    # instance: a miss, as for a request that joins an in-process flight.
                     return Delivered(items, from_cache=first_look)
-            lock = self._shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
+            lock = shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
             if lock is not None:
                 try:
                     return Delivered(self._fetch(provider, query))
                 finally:
-                    self._shared.unlock(lock)
+                    shared.unlock(lock)
             if time.monotonic() >= deadline:  # the request has stopped waiting by now
                 raise UpstreamError(
                     "upstream_timeout", f"{provider.name} did not answer in time on any instance"
