@@ -95,11 +95,12 @@ def build_service(settings: Settings) -> Service:
     simulator = None
     if settings.demo:
         settings, simulator = with_simulator(settings)
+    # Before the store: a malformed URL is refused with nothing opened yet.
+    redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
     keys = KeyRing(store)
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
-    redis = RedisLink(settings.redis_url) if settings.redis_url else None
     # Shared times must mean the same on every instance: wall-clock epoch, not monotonic.
     clock = time.time if redis is not None else time.monotonic
     health = ProviderHealth(

@@ -25,6 +25,8 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 from redis.retry import Retry
 
+from newsagg.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -44,13 +46,18 @@ class RedisLink:
     """One connection pool and whether Redis answered lately."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.client = redis.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-            # redis-py retries with backoff by default: seconds per call against a dead server.
-            retry=Retry(NoBackoff(), 0),
-        )
+        try:
+            self.client = redis.Redis.from_url(
+                url,
+                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+                # redis-py retries with backoff by default: seconds per call to a dead server.
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:  # redis-py's message may quote part of the URL: not shown
+            raise SettingsError(
+                "NEWSAGG_REDIS_URL must be a redis://, rediss:// or unix:// URL"
+            ) from None
         self._clock = clock
         self._down_until: float | None = None  # None while Redis answers
         self._lock = threading.Lock()

@@ -28,6 +28,7 @@ from edge.app import create_app
 from newsagg.feed import FeedRequest
 from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.service import Service
+from newsagg.settings import SettingsError
 from newsagg.shared import RedisLink
 from providers.base import UpstreamError
 from simulator import Fault, Simulator
@@ -275,3 +276,10 @@ def test_an_unreachable_redis_url_and_its_password_are_never_shown(make_service,
     assert "Redis unreachable" in caplog.text
     shown = caplog.text + "".join(a.text for a in answers) + repr(service.settings)
     assert password not in shown and str(port) not in shown
+
+
+@pytest.mark.parametrize("url", ["http://:pw-Rk27@host/0", "redis://:pw-Rk27@host:pw-Rk27/0"])
+def test_a_malformed_redis_url_is_a_settings_error_that_never_quotes_it(make_service, url):
+    with pytest.raises(SettingsError) as refused:
+        make_service(redis_url=url)
+    assert "pw-Rk27" not in str(refused.value)
