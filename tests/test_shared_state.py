@@ -283,3 +283,18 @@ def test_a_malformed_redis_url_is_a_settings_error_that_never_quotes_it(make_ser
     with pytest.raises(SettingsError) as refused:
         make_service(redis_url=url)
     assert "pw-Rk27" not in str(refused.value)
+
+
+def test_a_silent_redis_costs_a_request_at_most_its_socket_timeouts(make_service):
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        service = make_service(redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        key = {"Authorization": f"Bearer {service.keys.create('k', 'unlimited').plaintext}"}
+        with create_app(service=service).test_client() as client:
+            began = time.monotonic()
+            answer = client.get("/articles", params=TECH, headers=key)
+            took = time.monotonic() - began
+            assert client.get("/health").json()["status"] == "degraded"
+    assert answer.status_code == 200 and answer.json()["cache_status"] == "miss"
+    assert took < 0.9  # the upstream budget is 1 s: Redis cost a read timeout, not a hang
