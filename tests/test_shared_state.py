@@ -298,3 +298,12 @@ def test_a_silent_redis_costs_a_request_at_most_its_socket_timeouts(make_service
             assert client.get("/health").json()["status"] == "degraded"
     assert answer.status_code == 200 and answer.json()["cache_status"] == "miss"
     assert took < 0.9  # the upstream budget is 1 s: Redis cost a read timeout, not a hang
+
+
+def test_a_result_leaves_redis_when_its_stale_window_ends(make_service, redis_url):
+    service = make_service(redis_url=redis_url, cache_ttl=60, cache_max_stale=30)
+    asyncio.run(service.feed.page(FeedRequest.parse(category="technology")))
+    with redis.Redis.from_url(redis_url) as client:
+        lives = [client.pttl(key) for key in client.scan_iter("newsagg:result:*")]
+    assert len(lives) == len(PROVIDERS)
+    assert all(80_000 < ms <= 90_000 for ms in lives)  # ttl + max_stale from the fetch
