@@ -29,5 +29,7 @@ def _source_json(source: SourceView) -> dict[str, Any]:
     }
 
 
-async def list_sources(service: Service) -> ConnexionResponse:
+def list_sources(service: Service) -> ConnexionResponse:
+    """A plain function: with Redis configured, provider health is read from there, so
+    Connexion runs it off the event loop."""
     return json_reply({"sources": [_source_json(source) for source in service.feed.sources()]})

@@ -8,6 +8,10 @@ A lookup sits on the path of every cache hit, so it is one dict read and one clo
 no lock (a dict read is atomic in CPython), no per-read bookkeeping. Writes take a lock
 and make room by dropping the oldest entries; an entry past its stale window is dropped
 when it is next read.
+
+With Redis configured this is the first level in front of it, on a wall-clock `clock`:
+an entry copied from Redis keeps the time it was fetched, so it is fresh for `ttl` from
+that moment on every instance, whichever instance fetched it.
 """
 
 from __future__ import annotations
@@ -56,12 +60,17 @@ class ResultCache(Generic[T]):
             return None
         return Cached(value, fresh=age < self.ttl, stored_at=stored_at)
 
-    def put(self, key: Hashable, value: T) -> None:
+    def put(self, key: Hashable, value: T, stored_at: float | None = None) -> float:
+        """Keep `value` as fetched at `stored_at` (now when not given; a copy of a result
+        fetched elsewhere keeps its own time, so it expires when the original does)."""
+        if stored_at is None:
+            stored_at = self._clock()
         with self._lock:
             self._entries.pop(key, None)  # a rewrite counts as the newest entry
             while len(self._entries) >= self.maxsize:
                 del self._entries[next(iter(self._entries))]
-            self._entries[key] = (self._clock(), value)
+            self._entries[key] = (stored_at, value)
+        return stored_at
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,6 +5,13 @@ gets stable ids from the store and is cached. A provider that fails or does not 
 time degrades only its own part of the answer: its entry in `sources` says why, and an
 expired cached result is served instead when there is one (stale-if-error).
 
+With Redis (`shared`), the in-process cache is a first level in front of it. A local miss
+becomes one flight per process (as without Redis) that looks in Redis first (found fresh:
+a hit here too); else it takes the query's fetch lock in Redis and fetches, or, when
+another instance holds the lock, polls Redis for that instance's result until the
+request's budget runs out. N identical misses over any number of instances so make one
+upstream call per provider. While Redis does not answer, the flight fetches as without it.
+
 `Feed.page` is the one call the edge makes. A page made only of cached results is
 remembered under `FeedPage.key`, so a repeat neither merges nor sorts again, and the edge
 can remember its rendering under the same key.
@@ -13,13 +20,16 @@ can remember its rendering under the same key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,6 +40,7 @@ from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
 from newsagg.metrics import Metrics
 from newsagg.provider_health import BreakerView, Health, ProviderHealth
+from newsagg.shared import RedisDown, SharedResults
 from newsagg.singleflight import SingleFlight
 from newsagg.store import Store
 from providers.base import (
@@ -52,8 +63,11 @@ PROVIDER_PRIORITY: tuple[ProviderName, ...] = ("guardian", "newsapi", "hackernew
 # Time allowed past the upstream budget for the worker thread to hand its result over.
 HANDOVER_GRACE_SECONDS = 0.25
 RETRY_AFTER_SECONDS = 30
+# How often a flight waiting for another instance's fetch looks in Redis for its result.
+SHARED_POLL_SECONDS = 0.02
 REMEMBERED_PAGES = 1024
 
+ARTICLE_FIELDS = tuple(f.name for f in dataclass_fields(Article))
 SourceStatus = Literal["ok", "stale", "error", "skipped", "disabled"]
 CacheStatus = Literal["hit", "miss", "stale"]
 
@@ -83,6 +97,14 @@ class FeedItem:
     def of(cls, article_id: int, article: Article) -> FeedItem:
         fields = {"id": article_id, **article_fields(article)}
         return cls(article_id, article, json.dumps(fields, separators=(",", ":")).encode())
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FeedItem:
+        """The item whose public JSON is `data` (as read back from Redis), kept as it is."""
+        fields = json.loads(data)
+        values = {name: fields[name] for name in ARTICLE_FIELDS}
+        values["published_at"] = datetime.fromisoformat(fields["published_at"])
+        return cls(fields["id"], Article(**values), data)
 
     def sort_key(self) -> tuple[datetime, int]:
         return (self.article.published_at, self.id)
@@ -174,6 +196,14 @@ class SourceView:
     breaker: BreakerView
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a flight hands over: the items, and whether Redis already had them."""
+
+    items: tuple[FeedItem, ...]
+    from_cache: bool = False
+
+
 @dataclass(slots=True)
 class _Gathering:
     """One feed request while its providers' results come in."""
@@ -182,7 +212,7 @@ class _Gathering:
     position: Position | None
     reports: dict[str, SourceReport] = field(default_factory=dict)
     results: dict[str, Sequence[FeedItem]] = field(default_factory=dict)
-    pending: dict[str, Future[tuple[FeedItem, ...]]] = field(default_factory=dict)
+    pending: dict[str, Future[Delivered]] = field(default_factory=dict)
     versions: list[tuple[str, float]] = field(default_factory=list)  # cache entries used
 
     def key(self) -> Hashable | None:
@@ -233,6 +263,7 @@ class Feed:
         timeout: float,
         single_flight: SingleFlight,
         metrics: Metrics,
+        shared: SharedResults | None = None,
     ) -> None:
         self._providers = {p.name: p for p in providers}
         self._store = store
@@ -242,6 +273,7 @@ class Feed:
         self._timeout = timeout
         self._single_flight = single_flight
         self._metrics = metrics
+        self._shared = shared
         self._pages: LRUCache[Hashable, FeedPage] = LRUCache(maxsize=REMEMBERED_PAGES)
         self._pages_lock = threading.Lock()
 
@@ -301,7 +333,7 @@ class Feed:
                 else:
                     self._metrics.cache_lookups.labels("miss").inc()
                     gathering.pending[name] = self._single_flight.submit(
-                        (name, request.query), lambda p=provider: self._fetch(p, request.query)
+                        (name, request.query), lambda p=provider: self._flight(p, request.query)
                     )
         return gathering
 
@@ -318,9 +350,11 @@ class Feed:
             elif isinstance(future.exception(), UpstreamError):
                 reports[name] = self._failed(name, request.query, future.exception(), results)
             else:
-                items = future.result()  # any other exception is a bug of ours: let it raise
-                results[name] = items
-                reports[name] = SourceReport(name, "ok", len(items))
+                delivered = future.result()  # any other exception is a bug of ours: raise it
+                results[name] = delivered.items
+                reports[name] = SourceReport(
+                    name, "ok", len(delivered.items), from_cache=delivered.from_cache
+                )
         ordered = [reports[name] for name in request.sources]
         # Nothing delivered and something may come back: a 503 worth retrying. When every
         # failure is an upstream refusing the query itself, retrying cannot help: the page
@@ -372,6 +406,47 @@ class Feed:
         results[name] = cached.value
         return SourceReport(name, "stale", len(cached.value), error=error, from_cache=True)
 
+    def _flight(self, provider: Provider, query: Query) -> Delivered:
+        """Runs on a worker thread, once per (provider, query) and process at a time."""
+        if self._shared is not None:
+            try:
+                return self._shared_flight(self._shared, provider, query)
+            except RedisDown:
+                pass  # as without Redis
+        return Delivered(self._fetch(provider, query))
+
+    def _shared_flight(self, shared: SharedResults, provider: Provider, query: Query) -> Delivered:
+        """Redis's result, else this instance's fetch under the query's lock, else the
+        result of the instance holding it. Raises RedisDown before fetching anything."""
+        key = _shared_key(provider.name, query)
+        deadline = time.monotonic() + self._timeout + HANDOVER_GRACE_SECONDS
+        first_look, seen = True, None
+        while True:
+            found = shared.get(key)
+            if found is not None and found[0] != seen:  # a version not copied yet
+                stored_at, payload = found
+                seen = stored_at
+                items = tuple(FeedItem.from_json(data) for data in payload.split(b"\n") if data)
+                # Stale or fresh, a local copy: a stale one still serves if the fetch fails.
+                self._cache.put((provider.name, query), items, stored_at)
+                copy = self._cache.get((provider.name, query))
+                if copy is not None and copy.fresh:
+                    # At first look a hit; once waited for, it was fetched now by another
+                    # instance: a miss, as for a request that joins an in-process flight.
+                    return Delivered(items, from_cache=first_look)
+            lock = shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
+            if lock is not None:
+                try:
+                    return Delivered(self._fetch(provider, query))
+                finally:
+                    shared.unlock(lock)
+            if time.monotonic() >= deadline:  # the request has stopped waiting by now
+                raise UpstreamError(
+                    "upstream_timeout", f"{provider.name} did not answer in time on any instance"
+                )
+            first_look = False
+            time.sleep(SHARED_POLL_SECONDS)
+
     def _fetch(self, provider: Provider, query: Query) -> tuple[FeedItem, ...]:
         """Runs on a worker thread, once per (provider, query) at a time."""
         cached = self._cache.get((provider.name, query))
@@ -400,7 +475,14 @@ class Feed:
             (a.url, PROVIDER_PRIORITY.index(a.source), article_fields(a)) for a in articles
         )
         items = tuple(FeedItem.of(i, a) for i, a in zip(ids, articles, strict=True))
-        self._cache.put((provider.name, query), items)
+        stored_at = self._cache.put((provider.name, query), items)
+        if self._shared is not None:
+            # One item's JSON a line (json.dumps escapes newlines): read back without parsing
+            # the whole list or serialising each item again.
+            payload = b"\n".join(item.json for item in items)
+            # Unshared while Redis is down: this instance has it, the others fetch it.
+            with contextlib.suppress(RedisDown):
+                self._shared.put(_shared_key(provider.name, query), stored_at, payload)
         calls.labels(provider.name, "ok").inc()
         self._health.succeeded(provider.name)
         return items
@@ -408,6 +490,17 @@ class Feed:
     def _retry_after(self, reports: Sequence[SourceReport]) -> int:
         hints = [r.error.retry_after for r in reports if r.error and r.error.retry_after]
         return max(1, int(min(hints))) if hints else RETRY_AFTER_SECONDS
+
+
+def _shared_key(name: ProviderName, query: Query) -> str:
+    """A (provider, query) as every instance names it in Redis."""
+    parts = [
+        query.category,
+        query.q,
+        query.published_from and query.published_from.isoformat(),
+        query.published_to and query.published_to.isoformat(),
+    ]
+    return name + ":" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 def new_executor() -> ThreadPoolExecutor:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, replace
 
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
-from newsagg.feed import Feed, FeedItem, new_executor
+from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
-from newsagg.provider_health import ProviderHealth
+from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.ratelimit import RateLimiter, Standing, choose
 from newsagg.settings import Settings
+from newsagg.shared import RedisLink, SharedResults
 from newsagg.singleflight import SingleFlight
 from newsagg.store import KeyRecord, Store, open_store
 from providers.base import Provider
@@ -32,6 +34,7 @@ class Service:
     feed: Feed
     metrics: Metrics
     simulator: Simulator | None = None
+    redis: RedisLink | None = None
 
     async def count_request(self, key: KeyRecord) -> Standing:
         """Count one request of `key` if its hourly limit allows; its standing after that
@@ -47,9 +50,12 @@ class Service:
         return await self.limiter.peek(key.id, self.settings.hourly_limit(key.tier))
 
     def degraded(self) -> list[str]:
-        """The parts meant to be shared between instances that are, for now, per process
-        (their shared store is unreachable): what /health may report."""
-        return ["rate_limits"] if self.limiter.degraded() else []
+        """The shared stores this instance is doing without right now (what it meant to
+        share is per process meanwhile): what /health reports."""
+        redis_down = self.limiter.degraded() or (
+            self.redis is not None and not self.redis.reachable()
+        )
+        return ["redis"] if redis_down else []
 
     async def disconnect(self) -> None:
         """Close the connections the running event loop made to shared stores; the service
@@ -59,6 +65,8 @@ class Service:
     def close(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.redis is not None:
+            self.redis.close()
         self.store.close()
 
 
@@ -97,22 +105,33 @@ def build_service(settings: Settings) -> Service:
     simulator = None
     if settings.demo:
         settings, simulator = with_simulator(settings)
+    # Before the store: a malformed URL is refused with nothing opened yet.
+    redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
     keys = KeyRing(store)
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
-    health = ProviderHealth()
+    # Shared times must mean the same on every instance: wall-clock epoch, not monotonic.
+    clock = time.time if redis is not None else time.monotonic
+    health = ProviderHealth(
+        probe_seconds=settings.upstream_timeout + HANDOVER_GRACE_SECONDS,
+        clock=clock,
+        shared=redis and SharedHealth(redis),
+    )
     metrics = Metrics()
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
     feed = Feed(
         providers=make_providers(settings),
         store=store,
-        cache=ResultCache[tuple[FeedItem, ...]](settings.cache_ttl, settings.cache_max_stale),
+        cache=ResultCache[tuple[FeedItem, ...]](
+            settings.cache_ttl, settings.cache_max_stale, clock=clock
+        ),
         health=health,
         cursors=CursorCodec(bytes.fromhex(cursor_secret)),
         timeout=settings.upstream_timeout,
         single_flight=SingleFlight(new_executor()),
         metrics=metrics,
+        shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
     )
     limiter = choose(settings, store)
-    return Service(settings, store, keys, limiter, health, feed, metrics, simulator)
+    return Service(settings, store, keys, limiter, health, feed, metrics, simulator, redis)

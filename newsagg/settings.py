@@ -115,8 +115,9 @@ class Settings:
     redis_url: str | None = setting(
         "NEWSAGG_REDIS_URL",
         None,
-        "`redis://host:6379/0`: Redis holds the rate-limit windows, shared by every instance"
-        " (per process while it is unreachable)",
+        "`redis://host:6379/0`: Redis holds what instances share besides the database (rate-limit"
+        " windows, cached provider results, single-flight, provider health); in-process when"
+        " unset or unreachable",
         secret=True,  # it may carry a password
     )
     admin_key: str | None = setting(

@@ -129,7 +129,7 @@ def test_redis_stopped_and_started_again(make_service, pg_url, own_redis: RedisS
         during = [c.get("/sources", headers=key) for c in (a, b, a, b)]
         assert [r.status_code for r in during] == [200] * 4  # answered, never a 500
         assert time.monotonic() - began < 2  # nobody waited for the dead server
-        assert one.degraded() == ["rate_limits"] and other.degraded() == ["rate_limits"]
+        assert one.degraded() == ["redis"] and other.degraded() == ["redis"]
         # Each instance now counts in its own window, from zero: `one` allows LIMIT.
         fallback = [a.get("/sources", headers=key).status_code for _ in range(LIMIT)]
         assert fallback == [200] * (LIMIT - 2) + [429] * 2
