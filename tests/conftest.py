@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pg_server
@@ -59,15 +60,22 @@ def _database_url(admin_url: str, name: str) -> str:
     return conninfo.make_conninfo(admin_url, dbname=name)
 
 
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on that server, dropped afterwards."""
+    name = f"newsagg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _database_url(admin_url, name)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty database for this test alone."""
-    name = f"newsagg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _database_url(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database(pg_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

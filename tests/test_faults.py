@@ -6,10 +6,12 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 
 from edge.app import create_app
+from newsagg.settings import Settings
 from simulator import Fault
 
 PROVIDERS = ("newsapi", "guardian", "hackernews")
@@ -30,6 +32,19 @@ FAULTS = {
     "hang": (Fault("hang"), "error", "upstream_timeout"),
     "slow but in time": (Fault("latency", delay=0.3), "ok", None),
 }
+
+
+@pytest.fixture(params=["embedded", "PostgreSQL + Redis"])
+def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Every test here twice: on the embedded default, and on the shared configuration
+    (real PostgreSQL and Redis servers, as several instances would use them)."""
+    if request.param == "embedded":
+        return settings
+    return replace(
+        settings,
+        database_url=request.getfixturevalue("pg_url"),
+        redis_url=request.getfixturevalue("redis_url"),
+    )
 
 
 @pytest.mark.parametrize("fault_name", FAULTS)

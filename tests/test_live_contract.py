@@ -14,11 +14,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 import requests
+from conftest import fresh_database
 
 from edge.app import SPEC_PATH
 from simulator import Fault, Simulator
@@ -58,11 +62,24 @@ class LiveRun:
     metrics: str  # /metrics after the runs
 
 
-@pytest.fixture(scope="module")
-def live_run(tmp_path_factory) -> LiveRun:
+@pytest.fixture(scope="module", params=["embedded", "PostgreSQL + Redis"])
+def live_run(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveRun]:
     """Start the server, fuzz it (every run, in an order the admin run cannot spoil), stop it.
 
-    Every test here reads this one outcome, so any subset of them can run alone."""
+    Every test here reads this one outcome, so any subset of them can run alone. All of it
+    twice: on the embedded default, and on real PostgreSQL and Redis servers."""
+    shared: dict[str, str] = {}
+    with ExitStack() as stack:
+        if request.param != "embedded":
+            redis_url = request.getfixturevalue("redis_session_url")
+            with redis.Redis.from_url(redis_url) as client:
+                client.flushdb()
+            database = stack.enter_context(fresh_database(request.getfixturevalue("pg_admin_url")))
+            shared = {"NEWSAGG_DATABASE_URL": database, "NEWSAGG_REDIS_URL": redis_url}
+        yield _fuzzed_server(tmp_path_factory, shared)
+
+
+def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, str]) -> LiveRun:
     port = _free_port()
     log = tmp_path_factory.mktemp("live-log") / "server.log"
     with Simulator() as upstreams:
@@ -78,6 +95,7 @@ def live_run(tmp_path_factory) -> LiveRun:
             "NEWSAGG_HACKERNEWS_URL": upstreams.base_url("hackernews"),
             "NEWSAGG_NEWSAPI_KEY": upstreams.newsapi_key,
             "NEWSAGG_GUARDIAN_KEY": upstreams.guardian_key,
+            **shared,
         }
         with log.open("w") as sink:
             server = subprocess.Popen(
