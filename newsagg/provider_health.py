@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 import redis
 
@@ -66,9 +67,12 @@ class Health:
     probe_until: float = 0.0  # half-open: a probe is in flight until it reports or then
 
 
+BreakerState = Literal["closed", "open", "half_open", "cooling_down"]
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerView:
-    state: str  # closed, open, half_open, cooling_down
+    state: BreakerState
     retry_in_seconds: int
 
 

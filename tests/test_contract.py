@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from typing import get_args
 
 import pytest
 import schemathesis
@@ -15,8 +16,11 @@ from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
 from edge.app import SPEC_PATH, create_app, resolve_handler
+from newsagg.feed import CacheStatus, SourceStatus
+from newsagg.keys import Tier
+from newsagg.provider_health import BreakerState
 from newsagg.settings import Settings
-from providers.base import ERROR_CODES
+from providers.base import ERROR_CODES, Category, ProviderName
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +65,24 @@ def test_every_operation_documents_the_400_of_strict_validation(spec):
                 assert "400" in operation["responses"], operation["operationId"]
 
 
-def test_upstream_failure_codes_match_the_core(spec):
-    codes = spec["components"]["schemas"]["UpstreamFailure"]["properties"]["code"]["enum"]
-    assert codes == list(ERROR_CODES)
+@pytest.mark.parametrize(
+    ("schema", "core"),
+    [
+        ("UpstreamFailure/properties/code", ERROR_CODES),
+        ("Category", get_args(Category)),
+        ("ProviderName", get_args(ProviderName)),
+        ("Tier", get_args(Tier)),
+        ("ArticlePage/properties/cache_status", get_args(CacheStatus)),
+        ("SourceStatus/properties/status", get_args(SourceStatus)),
+        ("Source/properties/state", get_args(BreakerState)),
+    ],
+)
+def test_every_fixed_set_of_values_is_the_cores(spec, schema, core):
+    """The contract's enums and the core's Literal types are one list, in one order."""
+    node = spec["components"]["schemas"]
+    for part in schema.split("/"):
+        node = node[part]
+    assert node["enum"] == list(core)
 
 
 def test_unknown_query_parameters_are_400_everywhere(client, admin_headers):
