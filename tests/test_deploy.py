@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,20 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from throwaway import free_port
 
 ADMIN_KEY = "nagg_deploy-test-admin-key-0123456789abcdefghijkl"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Served:
     def __init__(self, tmp_path, workers: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout = tmp_path / "stdout.log"
         env = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 import redis
 import requests
 from conftest import fresh_database
+from throwaway import free_port
 
 from edge.app import SPEC_PATH
 from simulator import Fault, Simulator
@@ -44,12 +44,6 @@ LEVEL = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 RECORD_START = re.compile(r"\d{4}-\d\d-\d\d |\{")
 # The fixture fuzzes four times (about 25 s here) before the first test here can finish.
 pytestmark = pytest.mark.timeout(150)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -80,7 +74,7 @@ def live_run(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveR
 
 
 def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, str]) -> LiveRun:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("live-log") / "server.log"
     with Simulator() as upstreams:
         # The documented configuration, pointed at a simulator this test owns: unlike the one

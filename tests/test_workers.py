@@ -11,7 +11,6 @@ import collections
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from throwaway import free_port
 
 ADMIN_KEY = "nagg_workers-test-admin-key-0123456789abcdefghijklmn"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OPERATION = "listSources"  # GET /sources: counted, and needs no upstream
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -45,7 +39,7 @@ class Serving:
     """`newsagg serve --workers N`, its output in a log file, stopped with SIGTERM."""
 
     def __init__(self, tmp_path: Path, workers: int, **env: str) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.metrics_dir = tmp_path / "metrics"
         self.metrics_dir.mkdir()
