@@ -105,3 +105,33 @@ class Store(Protocol):
     def window_refund(self, key_id: int, entry: str, window_seconds: float) -> Window:
         """Take back the request that `window_hit` counted as `entry`."""
         ...
+
+
+class KeyLookups:
+    """The key reads both backends make alike: each supplies `_read` and its placeholder."""
+
+    PARAM: str  # how the driver marks a parameter: "?" (sqlite3) or "%s" (psycopg)
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def has_digest(self, digest: str) -> bool:
+        return bool(self._read(f"SELECT 1 FROM api_keys WHERE digest = {self.PARAM}", (digest,)))
+
+    def _active_keys(self, where: str = "", params: tuple[Any, ...] = ()) -> list[KeyRecord]:
+        rows = self._read(
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
+            params,
+        )
+        return [key_record(row) for row in rows]
+
+    def active_key_by_digest(self, digest: str) -> KeyRecord | None:
+        found = self._active_keys(f"AND digest = {self.PARAM}", (digest,))
+        return found[0] if found else None
+
+    def active_key(self, key_id: int) -> KeyRecord | None:
+        found = self._active_keys(f"AND id = {self.PARAM}", (key_id,))
+        return found[0] if found else None
+
+    def active_keys(self) -> list[KeyRecord]:
+        return self._active_keys()

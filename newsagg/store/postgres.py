@@ -26,7 +26,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from newsagg.errors import Unavailable
 from newsagg.settings import SettingsError
-from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, Window, key_record
+from newsagg.store.base import (
+    KEY_COLUMNS,
+    DuplicateDigest,
+    KeyLookups,
+    KeyRecord,
+    Window,
+    key_record,
+)
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
 log = logging.getLogger(__name__)
@@ -56,7 +63,8 @@ class _LostConnection(Unavailable):
     """The server closed the connection in hand; another connection may be sound."""
 
 
-class PostgresStore:
+class PostgresStore(KeyLookups):
+    PARAM = "%s"
     waits_on_network = True
 
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
@@ -203,27 +211,6 @@ class PostgresStore:
         except errors.UniqueViolation:  # digest is the one UNIQUE column a caller supplies
             raise DuplicateDigest from None
         return key_record(row)
-
-    def has_digest(self, digest: str) -> bool:
-        return bool(self._read("SELECT 1 FROM api_keys WHERE digest = %s", (digest,)))
-
-    def _active_keys(self, where: str = "", params: tuple[Any, ...] = ()) -> list[KeyRecord]:
-        rows = self._read(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
-            params,
-        )
-        return [key_record(row) for row in rows]
-
-    def active_key_by_digest(self, digest: str) -> KeyRecord | None:
-        found = self._active_keys("AND digest = %s", (digest,))
-        return found[0] if found else None
-
-    def active_key(self, key_id: int) -> KeyRecord | None:
-        found = self._active_keys("AND id = %s", (key_id,))
-        return found[0] if found else None
-
-    def active_keys(self) -> list[KeyRecord]:
-        return self._active_keys()
 
     def revoke_key(self, key_id: int, revoked_at: str) -> bool:
         with self._transaction() as db:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
-from newsagg.store.base import KEY_COLUMNS, DuplicateDigest, KeyRecord, Window, key_record
+from newsagg.store.base import (
+    KEY_COLUMNS,
+    DuplicateDigest,
+    KeyLookups,
+    KeyRecord,
+    Window,
+    key_record,
+)
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -44,7 +51,8 @@ def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
     return db
 
 
-class SqliteStore:
+class SqliteStore(KeyLookups):
+    PARAM = "?"
     waits_on_network = False  # a local file: microseconds, cheaper inline than a thread hop
 
     def __init__(self, path: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
@@ -150,35 +158,8 @@ class SqliteStore:
             raise
         return key_record(row)
 
-    def has_digest(self, digest: str) -> bool:
-        row = (
-            self._connection()
-            .execute("SELECT 1 FROM api_keys WHERE digest = ?", (digest,))
-            .fetchone()
-        )
-        return row is not None
-
-    def _active_keys(self, where: str = "", params: tuple[Any, ...] = ()) -> list[KeyRecord]:
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL {where} ORDER BY id",
-                params,
-            )
-            .fetchall()
-        )
-        return [key_record(row) for row in rows]
-
-    def active_key_by_digest(self, digest: str) -> KeyRecord | None:
-        found = self._active_keys("AND digest = ?", (digest,))
-        return found[0] if found else None
-
-    def active_key(self, key_id: int) -> KeyRecord | None:
-        found = self._active_keys("AND id = ?", (key_id,))
-        return found[0] if found else None
-
-    def active_keys(self) -> list[KeyRecord]:
-        return self._active_keys()
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._connection().execute(sql, params).fetchall()
 
     def revoke_key(self, key_id: int, revoked_at: str) -> bool:
         with self._transaction() as db:
