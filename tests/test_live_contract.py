@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -58,6 +59,7 @@ class LiveRun:
     runs: dict[str, subprocess.CompletedProcess]
     log: str  # read after the server stopped, so shutdown lines are in it
     metrics: str  # /metrics after the runs
+    fault_probe: dict[str, Any]  # a fresh feed request answered while the faults were on
 
 
 @pytest.fixture(scope="module", params=["embedded", "PostgreSQL + Redis"])
@@ -107,6 +109,7 @@ def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, s
             url = f"http://127.0.0.1:{port}"
             _wait_until_up(url, server, log)
             normal_key = _create_key(url)
+            probe: dict[str, Any] = {}
             runs = {
                 "normal key": _fuzz(url, normal_key),
                 # The same requests again (same seed): every shape the first run had accepted
@@ -115,7 +118,7 @@ def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, s
                 # The feed takes the most parameters: it gets a run of its own with many more
                 # examples. Stateful links are the admin run's job; this one stays fast.
                 "listArticles": _fuzz(url, normal_key, *LIST_ARTICLES_ONLY),
-                "upstream faults": _fuzz_with_faults(url, normal_key, upstreams),
+                "upstream faults": _fuzz_with_faults(url, normal_key, upstreams, probe),
                 # Last: it may revoke any key, the normal one included.
                 "admin key": _fuzz(url, ADMIN_KEY),
             }
@@ -125,19 +128,23 @@ def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, s
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=15)
-    return LiveRun(runs, log.read_text(), shapes)
+    return LiveRun(runs, log.read_text(), shapes, probe)
 
 
-def _fuzz_with_faults(url: str, key: str, upstreams: Simulator) -> subprocess.CompletedProcess:
+def _fuzz_with_faults(
+    url: str, key: str, upstreams: Simulator, probe: dict[str, Any]
+) -> subprocess.CompletedProcess:
     """The feed while NewsAPI refuses every query, the Guardian throttles and Hacker News is
     well: answers mix ok, error and stale sources, and 503s where nothing could deliver.
+    `probe` gets the answer to one query nobody asked before, sent while the faults are on:
+    proof that they were in force, whatever the fuzzer's own queries met in the cache.
 
     None of these faults opens a breaker, and the Guardian's cool-down is a second: once it
     is over, the runs after this one see healthy upstreams."""
     upstreams.set_fault("newsapi", Fault("status", status=400))
     upstreams.set_fault("guardian", Fault("status", status=429, retry_after=1))
     try:
-        return _fuzz(
+        result = _fuzz(
             url,
             key,
             *LIST_ARTICLES_ONLY,
@@ -149,6 +156,15 @@ def _fuzz_with_faults(url: str, key: str, upstreams: Simulator) -> subprocess.Co
             "not_a_server_error",
             seed=FAULTS_SEED,
         )
+        probe.update(
+            requests.get(
+                f"{url}/articles",
+                params={"q": "a query nobody asked before"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            ).json()
+        )
+        return result
     finally:
         upstreams.clear_faults()
         _wait_until_closed(url)
@@ -265,9 +281,10 @@ def test_live_fuzzing_of_list_articles_under_upstream_faults_finds_nothing(live_
     result = live_run.runs["upstream faults"]
     assert result.returncode == 0, _report(result)
     assert "Selected: 1/" in result.stdout, _report(result)
-    # The faults were in force: fetches met them (one warning line each, see newsagg.feed).
-    assert "provider newsapi failed: upstream_rejected_query" in live_run.log
-    assert "provider guardian failed: upstream_rate_limited" in live_run.log
+    # The faults were in force: a fresh query met them.
+    errors = {s["name"]: s.get("error", {}).get("code") for s in live_run.fault_probe["sources"]}
+    assert errors["newsapi"] == "upstream_rejected_query", live_run.fault_probe
+    assert errors["guardian"] == "upstream_rate_limited", live_run.fault_probe
 
 
 def test_live_fuzzing_with_an_admin_key_finds_nothing(live_run):
