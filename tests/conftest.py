@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pg_server
 import psycopg
@@ -26,6 +30,7 @@ import redis_server
 import uvicorn
 from psycopg import conninfo, sql
 from redis_server import RedisServer
+from throwaway import NoServer
 
 from edge.app import create_app
 from newsagg.service import Service, build_service, pointed_at
@@ -41,19 +46,45 @@ def simulator() -> Iterator[Simulator]:
     sim.stop()
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url() -> Iterator[str]:
-    """A URL to a role that may CREATE DATABASE, on a server that runs for the session."""
-    existing = os.environ.get("NEWSAGG_TEST_DATABASE_URL")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`newsagg ARGS` in a process of its own, with `env` over this process's environment
+    (a value of "" removes that variable); output captured."""
+    merged = {**os.environ, **env}
+    for name in [name for name, value in env.items() if value == ""]:
+        merged.pop(name)
+    return subprocess.run(
+        [sys.executable, "-m", "newsagg.cli", *args],
+        capture_output=True,
+        text=True,
+        env=merged,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def _session_server(existing_variable: str, new_server: Callable[[], Any]) -> Iterator[str]:
+    """The URL of the server a variable names, else of one started here for the session
+    (removed at its end); no server to be had fails the test, saying how to get one."""
+    existing = os.environ.get(existing_variable)
     if existing:
         yield existing
         return
     try:
-        server = pg_server.new_server()
-    except pg_server.NoServer as exc:
+        server = new_server()
+    except NoServer as exc:
         pytest.fail(str(exc), pytrace=False)
     yield server.url()
     server.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A URL to a role that may CREATE DATABASE, on a server that runs for the session."""
+    yield from _session_server("NEWSAGG_TEST_DATABASE_URL", pg_server.new_server)
 
 
 def _database_url(admin_url: str, name: str) -> str:
@@ -81,16 +112,7 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_session_url() -> Iterator[str]:
     """A Redis server for the session: `NEWSAGG_TEST_REDIS_URL`, or one started here."""
-    existing = os.environ.get("NEWSAGG_TEST_REDIS_URL")
-    if existing:
-        yield existing
-        return
-    try:
-        server = redis_server.new_server()
-    except redis_server.NoServer as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield server.url()
-    server.remove()
+    yield from _session_server("NEWSAGG_TEST_REDIS_URL", redis_server.new_server)
 
 
 @pytest.fixture
@@ -106,7 +128,7 @@ def own_redis() -> Iterator[RedisServer]:
     """A Redis server of this test's own, to stop and start (never an existing one)."""
     try:
         server = redis_server.new_server()
-    except redis_server.NoServer as exc:
+    except NoServer as exc:
         pytest.fail(str(exc), pytrace=False)
     yield server
     server.remove()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+
+from conftest import run_cli
 
 
 def _newsagg(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NEWSAGG_DATABASE": str(tmp_path / "cli.sqlite3")}
-    return subprocess.run(
-        [sys.executable, "-m", "newsagg.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_cli({"NEWSAGG_DATABASE": str(tmp_path / "cli.sqlite3")}, *args)
 
 
 def test_keys_create_list_revoke(tmp_path):
@@ -38,17 +30,10 @@ def test_keys_create_list_revoke(tmp_path):
 
 
 def test_bad_configuration_is_reported_not_a_traceback(tmp_path):
-    env_result = subprocess.run(
-        [sys.executable, "-m", "newsagg.cli", "keys", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={
-            **os.environ,
-            "NEWSAGG_DATABASE": str(tmp_path / "x.sqlite3"),
-            "NEWSAGG_UPSTREAM_TIMEOUT": "fast",
-        },
+    env_result = run_cli(
+        {"NEWSAGG_DATABASE": str(tmp_path / "x.sqlite3"), "NEWSAGG_UPSTREAM_TIMEOUT": "fast"},
+        "keys",
+        "list",
     )
     assert env_result.returncode == 2
     assert "NEWSAGG_UPSTREAM_TIMEOUT" in env_result.stderr and "Traceback" not in env_result.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import sqlite3
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import run_cli
 from pg_server import NoServer, PostgresServer, new_server
 
 from edge.app import create_app
@@ -331,18 +331,12 @@ def test_a_sqlite_file_from_before_migrations_is_adopted(tmp_path):
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NEWSAGG_DATABASE": settings.database}
-    env.pop("NEWSAGG_DATABASE_URL", None)
-    if settings.database_url:
-        env["NEWSAGG_DATABASE_URL"] = settings.database_url
-    return subprocess.run(
-        [sys.executable, "-m", "newsagg.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-        cwd=REPO,
+    return run_cli(
+        {
+            "NEWSAGG_DATABASE": settings.database,
+            "NEWSAGG_DATABASE_URL": settings.database_url or "",
+        },
+        *args,
     )
 
 
