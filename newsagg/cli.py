@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from contextlib import closing
 
 from newsagg.errors import Unavailable
+from newsagg.key_cache import key_cache_for
 from newsagg.keys import TIERS, KeyRing
 from newsagg.log import logging_config
 from newsagg.metrics import multiprocess_dir
 from newsagg.settings import Settings, SettingsError, flagged
+from newsagg.shared import RedisLink
 from newsagg.store import open_store
 from newsagg.store.migrations import pending
 
@@ -77,8 +79,15 @@ def _keys_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    with closing(open_store(settings)) as store:
-        revoked = KeyRing(store).revoke(args.id)
+    # With Redis, running instances may remember the key: the revocation waits until
+    # none does (newsagg.key_cache), so give this command the instances' environment.
+    link = RedisLink(settings.redis_url) if settings.redis_url else None
+    try:
+        with closing(open_store(settings)) as store:
+            revoked = KeyRing(store, key_cache_for(settings, link)).revoke(args.id)
+    finally:
+        if link is not None:
+            link.close()
     if revoked:
         return 0
     print(f"no active key with id {args.id}", file=sys.stderr)

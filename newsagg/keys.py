@@ -12,9 +12,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from newsagg.store import DuplicateDigest, KeyRecord, Store
+
+if TYPE_CHECKING:  # newsagg.settings imports this module; the cache imports settings
+    from newsagg.key_cache import SharedKeyCache
 
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
@@ -38,8 +41,9 @@ class NewKey:
 
 
 class KeyRing:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache: SharedKeyCache | None = None) -> None:
         self._store = store
+        self._cache = cache  # with Redis: keys this process verified (newsagg.key_cache)
 
     def create(self, name: str, tier: Tier = "basic", admin: bool = False) -> NewKey:
         if tier not in TIERS:
@@ -65,9 +69,21 @@ class KeyRing:
             created_at=now_iso(),
         )
 
+    def remembered(self, plaintext: str) -> KeyRecord | None:
+        """The active key with this plaintext if this process may trust its memory of it
+        (no I/O); None means `verify` must ask the store."""
+        return None if self._cache is None else self._cache.lookup(digest(plaintext))
+
     def verify(self, plaintext: str) -> KeyRecord | None:
         """The active key with this plaintext, or None. Lookup by digest: no plaintext at rest."""
-        return self._store.active_key_by_digest(digest(plaintext))
+        key_digest = digest(plaintext)
+        if self._cache is None:
+            return self._store.active_key_by_digest(key_digest)
+        ticket = self._cache.ticket()
+        record = self._store.active_key_by_digest(key_digest)
+        if record is not None:
+            self._cache.remember(key_digest, record, ticket)
+        return record
 
     def get(self, key_id: int) -> KeyRecord | None:
         return self._store.active_key(key_id)
@@ -76,4 +92,9 @@ class KeyRing:
         return self._store.active_keys()
 
     def revoke(self, key_id: int) -> bool:
-        return self._store.revoke_key(key_id, now_iso())
+        """Revoke an active key; returns once no process accepts it. False: no such key."""
+        if not self._store.revoke_key(key_id, now_iso()):
+            return False
+        if self._cache is not None:
+            self._cache.announce_revocation()
+        return True

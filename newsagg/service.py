@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
+from newsagg.key_cache import SharedKeyCache, key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth, SharedHealth
@@ -35,6 +36,7 @@ class Service:
     metrics: Metrics
     simulator: Simulator | None = None
     redis: RedisLink | None = None
+    key_cache: SharedKeyCache | None = None
 
     async def count_request(self, key: KeyRecord) -> Standing:
         """Count one request of `key` if its hourly limit allows; its standing after that
@@ -65,6 +67,8 @@ class Service:
     def close(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        if self.key_cache is not None:
+            self.key_cache.close()
         if self.redis is not None:
             self.redis.close()
         self.store.close()
@@ -108,7 +112,8 @@ def build_service(settings: Settings) -> Service:
     # Before the store: a malformed URL is refused with nothing opened yet.
     redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
-    keys = KeyRing(store)
+    key_cache = key_cache_for(settings, redis)
+    keys = KeyRing(store, key_cache)
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
     # Shared times must mean the same on every instance: wall-clock epoch, not monotonic.
@@ -134,4 +139,8 @@ def build_service(settings: Settings) -> Service:
         shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
     )
     limiter = choose(settings, store)
-    return Service(settings, store, keys, limiter, health, feed, metrics, simulator, redis)
+    if key_cache is not None:
+        key_cache.start()
+    return Service(
+        settings, store, keys, limiter, health, feed, metrics, simulator, redis, key_cache
+    )

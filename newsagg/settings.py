@@ -120,6 +120,14 @@ class Settings:
         " unset or unreachable",
         secret=True,  # it may carry a password
     )
+    key_cache_seconds: float = setting(
+        "NEWSAGG_KEY_CACHE_SECONDS",
+        5.0,
+        "with Redis: how long a process may trust a key it checked in the store; a revocation"
+        " still acts at once (it waits for every process to forget it, or at most this long"
+        " when one does not answer). 0: every request checks its key in the store",
+        _number(0),
+    )
     admin_key: str | None = setting(
         "NEWSAGG_ADMIN_KEY",
         None,

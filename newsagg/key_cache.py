@@ -1,0 +1,220 @@
+"""Verified API keys remembered per process, without giving up "a revocation acts at once".
+
+With the keys in PostgreSQL, checking one is a network round trip on every request: on a
+cache hit it was half of the CPU time (the profile in the README). With Redis configured,
+each process remembers the keys it has verified, and a revocation is not answered until
+no process can still accept the key from memory:
+
+- An entry is trusted for `ttl` seconds from when its database read began, so no entry
+  outlives a revocation by more than `ttl` whatever else fails.
+- Each process subscribes to a Redis channel and, once the subscription is confirmed,
+  registers itself (an expiring Redis key, renewed every second). It uses its entries
+  only while its registration is sure to be current (a lease on its own clock, which
+  starts before Redis's); a lapse, or a new subscription, empties it first.
+- A revocation commits in the database, then publishes on the channel. Every process
+  forgets every entry and acknowledges. The revoker answers once each registered process
+  has acknowledged; if one has not (stuck, partitioned), or Redis cannot be reached, once
+  `ttl` has passed since the commit, by when every entry read before it has expired.
+- A database read that began before a revocation reached the process is not remembered
+  (an epoch counter), so a read racing a revocation cannot put the key back.
+
+A revocation empties every process's memory rather than one entry: revocations are rare,
+and refilling costs one database read per active key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from newsagg.settings import Settings
+from newsagg.shared import PREFIX, RedisDown, RedisLink
+from newsagg.store import KeyRecord
+
+log = logging.getLogger(__name__)
+
+CHANNEL = PREFIX + "keys:revoked"
+REGISTRY = PREFIX + "keys:instances"  # the ids of registered subscriptions (a set)
+INSTANCE = PREFIX + "keys:instance:"  # + an id: that registration, expiring unless renewed
+ACKS = PREFIX + "keys:acks:"  # + a revocation's random id: the ids that dropped their keys
+LEASE_SECONDS = 3.0  # a registration's life in Redis, and the process's lease
+RENEW_SECONDS = 1.0
+RECONNECT_SECONDS = 0.5  # after a failed subscription
+POLL_SECONDS = 0.1  # the listener's longest wait for a message: how soon `close` returns
+ACK_POLL_SECONDS = 0.05  # each BLPOP's wait: under the link's socket timeout
+MAX_ENTRIES = 10_000  # a full memory is emptied: one database read per active key refills it
+
+
+def key_cache_for(settings: Settings, link: RedisLink | None) -> SharedKeyCache | None:
+    """The key cache these settings ask for (not yet listening), if any: Redis is needed."""
+    if link is None or settings.key_cache_seconds <= 0:
+        return None
+    return SharedKeyCache(link, settings.key_cache_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Taken before a database read: the entry is remembered only if no revocation
+    arrived meanwhile, and is trusted from when the read began."""
+
+    epoch: int
+    started: float
+
+
+class SharedKeyCache:
+    def __init__(
+        self, link: RedisLink, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._link = link
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[KeyRecord, float]] = {}  # digest -> (record, until)
+        self._epoch = 0
+        self._lease_until = 0.0  # nothing is trusted until registered
+        self._stopped = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    # Request side: no I/O.
+
+    def lookup(self, digest: str) -> KeyRecord | None:
+        """The active key with this digest if it is remembered and may be trusted now."""
+        now = self._clock()
+        if now >= self._lease_until:
+            return None
+        entry = self._entries.get(digest)
+        if entry is None or now >= entry[1]:
+            return None
+        return entry[0]
+
+    def listening(self) -> bool:
+        """Whether revocations reach this process now, so that it may trust its memory."""
+        return self._clock() < self._lease_until
+
+    def ticket(self) -> Ticket:
+        return Ticket(self._epoch, self._clock())
+
+    def remember(self, digest: str, record: KeyRecord, ticket: Ticket) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        if ticket.epoch == self._epoch:
+            self._entries[digest] = (record, ticket.started + self.ttl)
+            # A revocation that arrived while the entry was stored is in the epoch now.
+            if ticket.epoch != self._epoch:
+                self._entries.pop(digest, None)
+
+    def _forget_all(self) -> None:
+        # The epoch first: a read finishing now must not store what was just dropped.
+        self._epoch += 1
+        self._entries.clear()
+
+    # Revoker side.
+
+    def announce_revocation(self) -> None:
+        """Called after a key was revoked in the store: returns once no process can still
+        accept it from memory (see the module's docstring)."""
+        deadline = self._clock() + self.ttl
+        try:
+            confirmed = self._confirmed(deadline)
+        except RedisDown:  # the link has logged it
+            confirmed = False
+        if not confirmed:
+            log.warning(
+                "A key revocation was not confirmed by every process: it is answered once"
+                " keys they remembered before it have expired (%.3g s)",
+                self.ttl,
+            )
+            time.sleep(max(0.0, deadline - self._clock()))
+
+    def _confirmed(self, deadline: float) -> bool:
+        """Publish a revocation; whether every registered process acknowledged it in time."""
+        revocation = secrets.token_hex(8)
+        run = self._link.run
+        run(lambda client: client.publish(CHANNEL, revocation))
+        # Read after publishing: a process registered by now was subscribed before it.
+        members = [m.decode() for m in run(lambda client: client.smembers(REGISTRY))]
+        present = run(lambda client: _each_exists(client, [INSTANCE + m for m in members]))
+        waiting = {m for m, alive in zip(members, present, strict=True) if alive}
+        if gone := set(members) - waiting:  # lapsed: their processes trust nothing now
+            run(lambda client: client.srem(REGISTRY, *gone))
+        while waiting and self._clock() < deadline:
+            popped = run(lambda client: client.blpop([ACKS + revocation], timeout=ACK_POLL_SECONDS))
+            if popped is not None:
+                waiting.discard(popped[1].decode())
+        return not waiting
+
+    # Process side: the listener thread.
+
+    def start(self) -> None:
+        self._listener = threading.Thread(target=self._listen, name="key-cache", daemon=True)
+        self._listener.start()
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._listener is not None:
+            self._listener.join(timeout=1)
+
+    def _listen(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._subscription()
+            except (redis.RedisError, OSError) as exc:
+                # The class name only: a connection error's text can name the server.
+                log.warning(
+                    "Key cache off until Redis answers again (%s): keys are checked in the"
+                    " store on every request",
+                    type(exc).__name__,
+                )
+            self._lease_until = 0.0
+            self._forget_all()
+            self._stopped.wait(RECONNECT_SECONDS)
+
+    def _subscription(self) -> None:
+        client = self._link.client
+        instance = secrets.token_hex(8)
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(CHANNEL)
+            confirmed = pubsub.get_message(timeout=RENEW_SECONDS)
+            if confirmed is None or confirmed["type"] != "subscribe":
+                raise redis.ConnectionError("no subscription confirmed")
+            # Only from here is every revocation sure to reach this process: forget what
+            # was read before.
+            self._forget_all()
+            renew_at = 0.0
+            while not self._stopped.is_set():
+                if self._clock() >= renew_at:
+                    started = self._clock()
+                    if started >= self._lease_until:  # lapsed: a revoker may have skipped us
+                        self._forget_all()
+                    with client.pipeline() as pipe:
+                        pipe.set(INSTANCE + instance, b"", px=int(LEASE_SECONDS * 1000))
+                        pipe.sadd(REGISTRY, instance).execute()
+                    self._lease_until = started + LEASE_SECONDS
+                    renew_at = started + RENEW_SECONDS
+                wait = min(POLL_SECONDS, max(0.0, renew_at - self._clock()))
+                message = pubsub.get_message(timeout=wait)
+                if message is not None and message["type"] == "message":
+                    self._forget_all()
+                    acks = ACKS + message["data"].decode()
+                    with client.pipeline() as pipe:
+                        pipe.rpush(acks, instance).expire(acks, int(self.ttl) + 1).execute()
+        finally:
+            self._lease_until = 0.0
+            with contextlib.suppress(redis.RedisError, OSError), client.pipeline() as pipe:
+                pipe.delete(INSTANCE + instance).srem(REGISTRY, instance).execute()
+            with contextlib.suppress(redis.RedisError, OSError):
+                pubsub.close()
+
+
+def _each_exists(client: redis.Redis, names: list[str]) -> list[int]:
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(name)
+        return pipe.execute()
