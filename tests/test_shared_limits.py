@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from typing import Any, cast
 
 import pytest
+import redis
 from redis_server import RedisServer
 
 from edge.app import create_app
@@ -78,6 +79,38 @@ def test_every_limiter_has_the_same_semantics(limited: Service):
         await limiter.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_concurrent_requests_are_each_decided_in_turn(limited: Service):
+    limiter = limited.limiter
+
+    async def scenario() -> list[Standing]:
+        hits = await asyncio.gather(*(limiter.hit(key_id, 5) for key_id in [1] * 8 + [2] * 3))
+        await limiter.disconnect()
+        return hits
+
+    hits = asyncio.run(scenario())
+    first, second = hits[:8], hits[8:]
+    assert sorted(h.remaining for h in first if h.allowed) == [0, 1, 2, 3, 4]
+    assert [h.allowed for h in first].count(False) == 3
+    assert all(h.allowed for h in second) and sorted(h.remaining for h in second) == [2, 3, 4]
+
+
+def test_requests_in_one_turn_of_the_event_loop_share_one_redis_call(redis_url):
+    limiter = RedisLimiter(redis_url)
+    client = redis.Redis.from_url(redis_url)
+
+    async def scenario() -> list[Standing]:
+        await limiter.peek(1, 5)  # Redis learns the script
+        client.config_resetstat()
+        hits = await asyncio.gather(*(limiter.hit(key_id, 5) for key_id in (1, 1, 2, 1)))
+        await limiter.disconnect()
+        return hits
+
+    with client:
+        hits = asyncio.run(scenario())
+        assert client.info("commandstats")["cmdstat_evalsha"]["calls"] == 1
+    assert [h.remaining for h in hits] == [4, 3, 4, 2]  # each window in the order asked
 
 
 def test_a_304_is_not_charged(limited: Service):

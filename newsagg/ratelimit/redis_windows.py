@@ -15,6 +15,11 @@ what `SlidingWindowLimiter` does, with the same boundaries:
   reset time is computed exactly as in-process; the key expires an hour after its last
   hit, so idle windows cost nothing.
 
+Requests that reach the limiter in the same turn of the event loop share one script call:
+each window is still decided alone and in order, but a round trip through redis-py costs
+tens of microseconds of CPU, more than the rest of a cache hit's rate limiting. Under load
+one call carries a handful of requests; alone, a request waits no longer than before.
+
 Redis unreachable: the request is answered all the same, counted by a per-process
 `SlidingWindowLimiter` (so with N processes a key may get up to N times its limit while
 Redis is gone) and `degraded()` says so. Redis is retried after a short backoff (0.25 s,
@@ -33,7 +38,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import redis.asyncio
 from redis.asyncio.connection import parse_url
@@ -61,28 +66,57 @@ MAX_BACKOFF_SECONDS = 2.0
 KEY_PREFIX = "newsagg:ratelimit:"
 LOCAL = "local:"  # marks the entries of the per-process fallback
 
-# KEYS[1]: the window; ARGV: window (µs), limit, member to add (or ''), member to remove
-# (or ''). Peek: neither; hit: add; refund: remove. Scripts that call TIME before writing
-# are replicated by their effects (the default since Redis 5).
-WINDOW_SCRIPT = """
+# KEYS: the windows of a batch of requests; ARGV[1]: the window (µs), then per request its
+# limit, the member to add (or ''), the member to remove (or ''). Peek: neither; hit: add;
+# refund: remove. Answers, per request in order: allowed, count, the server's time, the
+# oldest member's score (or nil). Scripts that call TIME before writing are replicated by
+# their effects (the default since Redis 5).
+WINDOWS_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if ARGV[4] ~= '' then
-    redis.call('ZREM', KEYS[1], ARGV[4])
+local answers = {}
+for i, key in ipairs(KEYS) do
+    local limit, add, remove = tonumber(ARGV[i * 3 - 1]), ARGV[i * 3], ARGV[i * 3 + 1]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    if remove ~= '' then
+        redis.call('ZREM', key, remove)
+    end
+    local count = redis.call('ZCARD', key)
+    local allowed = 0
+    if add ~= '' and count < limit then
+        redis.call('ZADD', key, now, add)
+        redis.call('PEXPIRE', key, math.ceil(window / 1000))
+        count = count + 1
+        allowed = 1
+    end
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+    table.insert(answers, allowed)
+    table.insert(answers, count)
+    table.insert(answers, now)
+    table.insert(answers, oldest or false)
 end
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if ARGV[3] ~= '' and count < tonumber(ARGV[2]) then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-    count = count + 1
-    allowed = 1
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-return {allowed, count, now, oldest or false}
+return answers
 """
+
+
+@dataclass(slots=True)
+class _Call:
+    """One request's part of a batch, and where its answer goes."""
+
+    key_id: int
+    limit: int
+    add: str
+    remove: str
+    answer: asyncio.Future[Standing | None]
+
+
+def _standing(call: _Call, answer: list) -> Standing:
+    allowed, count, now_us, oldest_us = answer
+    oldest = None if oldest_us is None else float(oldest_us) / 1e6
+    return standing(
+        call.limit, count, oldest, now_us / 1e6, bool(allowed), call.add if allowed else None
+    )
 
 
 class RedisLimiter:
@@ -106,6 +140,8 @@ class RedisLimiter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: redis.asyncio.Redis | None = None
         self._script: AsyncScript | None = None
+        self._batch: list[_Call] = []  # waiting for the next script call
+        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self._backoff = 0.0  # > 0 from a failure until the next success
         self._retry_at = 0.0
 
@@ -123,7 +159,7 @@ class RedisLimiter:
                 socket_timeout=READ_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),
             )
-            self._script = self._client.register_script(WINDOW_SCRIPT)
+            self._script = self._client.register_script(WINDOWS_SCRIPT)
             self._loop = loop
         return self._client, self._script
 
@@ -131,12 +167,37 @@ class RedisLimiter:
         """The script's answer as a standing; None when Redis cannot be asked now."""
         if self._backoff and self._clock() < self._retry_at:
             return None
-        client, script = self._connected()
+        loop = asyncio.get_running_loop()
+        call = _Call(key_id, limit, add, remove, loop.create_future())
+        self._batch.append(call)
+        if len(self._batch) == 1:
+            # Runs once this turn of the loop is over: the requests that reach this point
+            # meanwhile join the batch.
+            sending = loop.create_task(self._send())
+            self._sending.add(sending)
+            sending.add_done_callback(self._sending.discard)
+        return await call.answer
+
+    async def _send(self) -> None:
+        batch, self._batch = self._batch, []
+        answers = None  # Redis failed: every request of the batch counts per process
         try:
-            allowed, count, now_us, oldest_us = await script(
-                keys=[f"{KEY_PREFIX}{key_id}"],
-                args=[int(WINDOW_SECONDS * 1e6), limit, add, remove],
-                client=client,
+            answers = await self._ask(batch)
+        finally:  # whatever happened, no request is left waiting
+            for i, call in enumerate(batch):
+                if not call.answer.done():  # done: its request was cancelled meanwhile
+                    call.answer.set_result(
+                        None if answers is None else _standing(call, answers[i * 4 : i * 4 + 4])
+                    )
+
+    async def _ask(self, batch: list[_Call]) -> list | None:
+        client, script = self._connected()
+        args: list[str | int] = [int(WINDOW_SECONDS * 1e6)]
+        for call in batch:
+            args += (call.limit, call.add, call.remove)
+        try:
+            answers = await script(
+                keys=[f"{KEY_PREFIX}{call.key_id}" for call in batch], args=args, client=client
             )
         except (RedisError, OSError) as exc:
             await self._failed(client, exc)
@@ -144,8 +205,7 @@ class RedisLimiter:
         if self._backoff:
             log.warning("Redis reachable again: rate-limit windows are shared again")
             self._backoff = 0.0
-        oldest = None if oldest_us is None else float(oldest_us) / 1e6
-        return standing(limit, count, oldest, now_us / 1e6, bool(allowed), add if allowed else None)
+        return answers
 
     async def _failed(self, client: redis.asyncio.Redis, exc: Exception) -> None:
         if not self._backoff:
