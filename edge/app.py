@@ -9,6 +9,7 @@ The service lives in the lifespan state: built at start-up, closed at shutdown.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -142,6 +143,13 @@ def create_app(
                 await service.disconnect()
             return
         built = build_service(settings)
+        # What exists now (the spec, Connexion's routes and validators, the service) lives
+        # as long as the process: frozen, the collector stops walking it. Requests that
+        # wait on Redis are in flight when young objects are collected, so theirs get
+        # promoted, and every few promotions trigger a full collection: over the whole
+        # heap a 35-45 ms pause, which was the p99 of cache hits with a limited key.
+        gc.collect()
+        gc.freeze()
         try:
             yield {SERVICE: built, RENDERINGS: RenderMemo()}
         finally:
