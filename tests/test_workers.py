@@ -159,3 +159,21 @@ def test_metrics_sum_every_worker(serve):
     _until(lambda: sum(sum(s.values()) for s in served.answered().values()) == sent, 5, "all")
     # Whichever worker answers the scrape, it reports both workers' requests.
     assert [_scraped_total(served) for _ in range(4)] == [sent] * 4
+
+
+@pytest.mark.timeout(90)
+def test_a_key_revoked_through_one_worker_is_refused_at_once_by_every_worker(serve, redis_url):
+    served = serve(2, NEWSAGG_REDIS_URL=redis_url)  # with Redis, each worker remembers keys
+    created = requests.post(
+        f"{served.url}/keys", json={"name": "user", "tier": "unlimited"}, headers=ADMIN, timeout=10
+    ).json()
+    key = {"Authorization": f"Bearer {created['key']}"}
+    deadline = time.monotonic() + 30
+    while len(served.answered()) < 2:  # until both workers have checked (and remember) it
+        assert time.monotonic() < deadline, "one worker answered everything"
+        assert served.burst(key, 8) == [200] * 8
+    revoked = requests.delete(f"{served.url}/keys/{created['id']}", headers=ADMIN, timeout=10)
+    assert revoked.status_code == 204
+    while not all(statuses["401"] for statuses in served.answered().values()):
+        assert time.monotonic() < deadline, "one worker answered everything"
+        assert served.burst(key, 8) == [401] * 8  # refused from the first request on
