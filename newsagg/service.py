@@ -54,15 +54,13 @@ class Service:
     def degraded(self) -> list[str]:
         """The shared stores this instance is doing without right now (what it meant to
         share is per process meanwhile): what /health reports."""
-        redis_down = self.limiter.degraded() or (
-            self.redis is not None and not self.redis.reachable()
-        )
-        return ["redis"] if redis_down else []
+        return ["redis"] if self.redis is not None and not self.redis.reachable() else []
 
     async def disconnect(self) -> None:
         """Close the connections the running event loop made to shared stores; the service
         stays usable (the lifespan calls this as its loop ends)."""
-        await self.limiter.disconnect()
+        if self.redis is not None:
+            await self.redis.disconnect()
 
     def close(self) -> None:
         if self.simulator is not None:
@@ -138,7 +136,7 @@ def build_service(settings: Settings) -> Service:
         metrics=metrics,
         shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
     )
-    limiter = choose(settings, store)
+    limiter = choose(settings, store, redis)
     if key_cache is not None:
         key_cache.start()
     return Service(

@@ -1,27 +1,34 @@
 """Redis as the state instances share (NEWSAGG_REDIS_URL): provider results, the lock
-that makes one instance fetch a query while the others wait, provider health.
+that makes one instance fetch a query while the others wait, provider health; the
+rate-limit windows (newsagg.ratelimit.redis_windows) and the key cache's revocations
+(newsagg.key_cache) go through the same link.
 
-Redis only ever holds a shared copy: every caller keeps an in-process fallback. While
-Redis does not answer, calls fail at once with `RedisDown` for `RETRY_SECONDS` (no
-request waits on a dead socket), then the next call tries again, so sharing resumes by
-itself once Redis is back. Calls are blocking (redis-py's sync client): they run on the
-feed's worker threads and in handlers Connexion runs off the event loop, never on it.
+Redis only ever holds a shared copy: every caller keeps an in-process fallback. The link
+is one verdict on whether Redis answers, for all of them: after a failure, calls fail at
+once with `RedisDown` (no request waits on a dead socket) for 0.25 s, doubling to 2 s
+while failures go on; the next call after that tries again, so sharing resumes by itself
+once Redis is back. Two clients share the verdict: a blocking one for the feed's worker
+threads and handlers Connexion runs off the event loop, and an asyncio one per event loop
+for the rate limiter, which runs on the loop.
 
 Nothing here logs or raises the URL: it may carry a password.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
-from redis.exceptions import LockError
+from redis.connection import parse_url
+from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 from redis.retry import Retry
 
@@ -33,8 +40,10 @@ T = TypeVar("T")
 
 # A healthy Redis on the same network answers in well under a millisecond; waiting longer
 # than this only delays requests that could be answered from in-process state.
-SOCKET_TIMEOUT_SECONDS = 0.1
-RETRY_SECONDS = 0.5  # after a failure, Redis is left alone this long
+CONNECT_TIMEOUT_SECONDS = 0.05
+READ_TIMEOUT_SECONDS = 0.1
+FIRST_BACKOFF_SECONDS = 0.25
+MAX_BACKOFF_SECONDS = 2.0
 PREFIX = "newsagg:"
 
 
@@ -42,49 +51,113 @@ class RedisDown(Exception):
     """Redis did not answer (or failed moments ago): use the in-process fallback."""
 
 
+def _failure(exc: BaseException) -> bool:
+    """Whether `exc` means Redis cannot be used now. A lock that is no longer ours is
+    the caller's business, not Redis failing."""
+    return isinstance(exc, (RedisError, OSError)) and not isinstance(exc, LockError)
+
+
 class RedisLink:
-    """One connection pool and whether Redis answered lately."""
+    """The service's Redis: its clients and whether it answered lately."""
 
     def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+        options = {
+            "socket_timeout": READ_TIMEOUT_SECONDS,
+            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        }
         try:
+            parse_url(url)
             self.client = redis.Redis.from_url(
                 url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-                # redis-py retries with backoff by default: seconds per call to a dead server.
+                # redis-py retries with backoff by default: seconds per call to a dead
+                # server. Falling back is our retry.
                 retry=Retry(NoBackoff(), 0),
+                **options,
             )
         except ValueError:  # redis-py's message may quote part of the URL: not shown
             raise SettingsError(
                 "NEWSAGG_REDIS_URL must be a redis://, rediss:// or unix:// URL"
             ) from None
+        self._url = url
+        self._async_options = options
         self._clock = clock
-        self._down_until: float | None = None  # None while Redis answers
+        self._backoff = 0.0  # > 0 from a failure until the next success
+        self._retry_at = 0.0
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_client: redis.asyncio.Redis | None = None
 
     @property
     def degraded(self) -> bool:
-        return self._down_until is not None
+        return self._backoff > 0
+
+    def resting(self) -> bool:
+        """Whether Redis failed moments ago, so that calls now fail without trying."""
+        return self._backoff > 0 and self._clock() < self._retry_at
 
     def run(self, operation: Callable[[redis.Redis], T]) -> T:
         """`operation(client)`'s result; RedisDown if Redis does not answer."""
-        down_until = self._down_until
-        if down_until is not None and self._clock() < down_until:
+        if self.resting():
             raise RedisDown
         try:
             result = operation(self.client)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            with self._lock:
-                was_up, self._down_until = self._down_until is None, self._clock() + RETRY_SECONDS
-            if was_up:  # one line per outage; the exception's text may name the host only
-                log.warning("Redis unreachable (%s): in-process state only", type(exc).__name__)
+        except Exception as exc:
+            if not _failure(exc):
+                raise
+            self._failed(exc)
             raise RedisDown from None
-        if down_until is not None:
-            with self._lock:
-                recovered, self._down_until = self._down_until is not None, None
-            if recovered:
-                log.warning("Redis reachable again: state is shared again")
+        self._answered()
         return result
+
+    async def run_async(self, operation: Callable[[redis.asyncio.Redis], Awaitable[T]]) -> T:
+        """`await operation(client)` with the running loop's client; RedisDown if Redis does
+        not answer."""
+        if self.resting():
+            raise RedisDown
+        client = self._client_for_loop()
+        try:
+            result = await operation(client)
+        except Exception as exc:
+            if not _failure(exc):
+                raise
+            self._failed(exc)
+            # Pooled connections to a restarted server are all dead: drop them, so the
+            # retry after the backoff connects afresh instead of failing on the next one.
+            with contextlib.suppress(RedisError, OSError):  # closing a broken socket may fail
+                await client.connection_pool.disconnect()
+            raise RedisDown from None
+        self._answered()
+        return result
+
+    def _client_for_loop(self) -> redis.asyncio.Redis:
+        # asyncio connections belong to the loop that made them; a test client or a new
+        # server in the same process runs another loop, which gets connections of its own.
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._loop is not loop:
+            self._async_client = redis.asyncio.Redis.from_url(
+                self._url, retry=Retry(NoBackoff(), 0), **self._async_options
+            )
+            self._loop = loop
+        return self._async_client
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            first = not self._backoff
+            self._backoff = min(self._backoff * 2 or FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS)
+            self._retry_at = self._clock() + self._backoff
+        if first:  # one line per outage; the class name only: the text can name the server
+            log.warning(
+                "Redis unreachable (%s): in-process state only until it answers again",
+                type(exc).__name__,
+            )
+
+    def _answered(self) -> None:
+        if not self._backoff:
+            return
+        with self._lock:
+            recovered, self._backoff = self._backoff > 0, 0.0
+        if recovered:
+            log.warning("Redis reachable again: state is shared again")
 
     def reachable(self) -> bool:
         """Ask Redis now (unless it failed moments ago)."""
@@ -92,6 +165,12 @@ class RedisLink:
             return bool(self.run(lambda client: client.ping()))
         except RedisDown:
             return False
+
+    async def disconnect(self) -> None:
+        """Close the running loop's connections (a later loop makes its own)."""
+        if self._async_client is not None and self._loop is asyncio.get_running_loop():
+            client, self._async_client, self._loop = self._async_client, None, None
+            await client.aclose()
 
     def close(self) -> None:
         self.client.close()

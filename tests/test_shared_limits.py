@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from typing import Any, cast
 
 import pytest
@@ -25,6 +25,7 @@ from newsagg.ratelimit.database import DatabaseLimiter
 from newsagg.ratelimit.redis_windows import RedisLimiter
 from newsagg.service import Service
 from newsagg.settings import Settings, SettingsError
+from newsagg.shared import RedisLink
 from newsagg.store import Store
 
 LIMIT = 5
@@ -76,7 +77,7 @@ def test_every_limiter_has_the_same_semantics(limited: Service):
         assert (await limiter.refund(1, 3, hits[0].entry)).remaining == 1
         assert (await limiter.peek(2, 3)).remaining == 3  # another key, its own window
         assert (await limiter.hit(2, None)).allowed
-        await limiter.disconnect()
+        await limited.disconnect()
 
     asyncio.run(scenario())
 
@@ -86,7 +87,7 @@ def test_concurrent_requests_are_each_decided_in_turn(limited: Service):
 
     async def scenario() -> list[Standing]:
         hits = await asyncio.gather(*(limiter.hit(key_id, 5) for key_id in [1] * 8 + [2] * 3))
-        await limiter.disconnect()
+        await limited.disconnect()
         return hits
 
     hits = asyncio.run(scenario())
@@ -97,17 +98,18 @@ def test_concurrent_requests_are_each_decided_in_turn(limited: Service):
 
 
 def test_requests_in_one_turn_of_the_event_loop_share_one_redis_call(redis_url):
-    limiter = RedisLimiter(redis_url)
+    link = RedisLink(redis_url)
+    limiter = RedisLimiter(link)
     client = redis.Redis.from_url(redis_url)
 
     async def scenario() -> list[Standing]:
         await limiter.peek(1, 5)  # Redis learns the script
         client.config_resetstat()
         hits = await asyncio.gather(*(limiter.hit(key_id, 5) for key_id in (1, 1, 2, 1)))
-        await limiter.disconnect()
+        await link.disconnect()
         return hits
 
-    with client:
+    with client, closing(link):
         hits = asyncio.run(scenario())
         assert client.info("commandstats")["cmdstat_evalsha"]["calls"] == 1
     assert [h.remaining for h in hits] == [4, 3, 4, 2]  # each window in the order asked
@@ -191,20 +193,21 @@ def test_a_silent_redis_holds_no_request_long(caplog):
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # the kernel completes handshakes; nobody ever reads or writes
         url = f"redis://:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/0"
-        limiter = RedisLimiter(url)
+        link = RedisLink(url)
+        limiter = RedisLimiter(link)
 
         async def timed() -> tuple[float, Standing, Standing]:
             began = time.perf_counter()
             first = await limiter.hit(1, 3)
             waited = time.perf_counter() - began
             second = await limiter.hit(1, 3)  # within the backoff: Redis not even tried
-            await limiter.disconnect()
+            await link.disconnect()
             return waited, first, second
 
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO), closing(link):
             waited, first, second = asyncio.run(timed())
     assert waited < 0.5
-    assert first.allowed and second.remaining == 1 and limiter.degraded()
+    assert first.allowed and second.remaining == 1 and link.degraded
     assert "TimeoutError" in caplog.text and PASSWORD not in caplog.text
 
 
@@ -212,7 +215,7 @@ def test_redis_settings_never_show_the_url():
     settings = Settings(redis_url=f"redis://:{PASSWORD}@127.0.0.1:6379/0")
     assert PASSWORD not in repr(settings)
     with pytest.raises(SettingsError) as malformed:
-        RedisLimiter(f"http://:{PASSWORD}@127.0.0.1:6379/0")
+        RedisLink(f"http://:{PASSWORD}@127.0.0.1:6379/0")
     assert PASSWORD not in str(malformed.value)
     with pytest.raises(SettingsError, match="NEWSAGG_RATE_LIMIT_WINDOWS"):
         Settings.from_env({"NEWSAGG_RATE_LIMIT_WINDOWS": "everywhere"})

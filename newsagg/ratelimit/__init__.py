@@ -22,10 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from newsagg.settings import Settings, SettingsError
 from newsagg.store import Store
+
+if TYPE_CHECKING:
+    from newsagg.shared import RedisLink
 
 WINDOW_SECONDS = 3600.0
 
@@ -64,14 +67,6 @@ class RateLimiter(Protocol):
 
     async def refund(self, key_id: int, limit: int | None, entry: str) -> Standing:
         """Take back the request `hit` counted as `entry`; answer the standing after it."""
-        ...
-
-    def degraded(self) -> bool:
-        """Whether windows meant to be shared are, for now, counted per process."""
-        ...
-
-    async def disconnect(self) -> None:
-        """Close connections made on the running event loop (a later loop makes its own)."""
         ...
 
 
@@ -122,14 +117,8 @@ class SlidingWindowLimiter:
                 window.remove(float(entry))
             return self._standing(window, limit, now, True, None)
 
-    def degraded(self) -> bool:
-        return False
 
-    async def disconnect(self) -> None:
-        pass
-
-
-def choose(settings: Settings, store: Store) -> RateLimiter:
+def choose(settings: Settings, store: Store, redis: RedisLink | None = None) -> RateLimiter:
     """Where this service keeps its windows, from `NEWSAGG_RATE_LIMIT_WINDOWS`.
 
     `auto` shares them as widely as the deployment asks for, and no wider: Redis when it is
@@ -149,9 +138,9 @@ def choose(settings: Settings, store: Store) -> RateLimiter:
     if mode == "redis":
         from newsagg.ratelimit.redis_windows import RedisLimiter
 
-        if not settings.redis_url:
+        if redis is None:
             raise SettingsError("NEWSAGG_RATE_LIMIT_WINDOWS=redis needs NEWSAGG_REDIS_URL")
-        return RedisLimiter(settings.redis_url)
+        return RedisLimiter(redis)
     if mode == "database":
         from newsagg.ratelimit.database import DatabaseLimiter
 

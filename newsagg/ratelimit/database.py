@@ -45,9 +45,3 @@ class DatabaseLimiter:
         store = self._store
         window = await without_blocking(store, store.window_refund, key_id, entry, WINDOW_SECONDS)
         return _standing(limit, window, True)
-
-    def degraded(self) -> bool:
-        return False
-
-    async def disconnect(self) -> None:
-        pass

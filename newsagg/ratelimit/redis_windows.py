@@ -20,32 +20,23 @@ each window is still decided alone and in order, but a round trip through redis-
 tens of microseconds of CPU, more than the rest of a cache hit's rate limiting. Under load
 one call carries a handful of requests; alone, a request waits no longer than before.
 
-Redis unreachable: the request is answered all the same, counted by a per-process
-`SlidingWindowLimiter` (so with N processes a key may get up to N times its limit while
-Redis is gone) and `degraded()` says so. Redis is retried after a short backoff (0.25 s,
-doubling to 2 s), so sharing resumes by itself; meanwhile no request waits for it. A
-request that does try waits at most the connect or read timeout (tens of ms), and the
-client's own retries are off, since falling back is the retry. The URL may carry a
-password: it never appears in a log line or an error.
+Redis unreachable (newsagg.shared.RedisLink decides, for everything shared): the request
+is answered all the same, counted by a per-process `SlidingWindowLimiter` (so with N
+processes a key may get up to N times its limit while Redis is gone) and `degraded()`
+says so. Meanwhile no request waits for Redis; a request that does try waits at most the
+link's connect or read timeout (tens of ms).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import itertools
-import logging
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import redis.asyncio
-from redis.asyncio.connection import parse_url
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError
 
 from newsagg.ratelimit import (
     UNLIMITED,
@@ -54,15 +45,8 @@ from newsagg.ratelimit import (
     Standing,
     standing,
 )
-from newsagg.settings import SettingsError
+from newsagg.shared import RedisDown, RedisLink
 
-log = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT_SECONDS = 0.05
-# Redis answers this script in well under a millisecond; a read this slow means trouble.
-READ_TIMEOUT_SECONDS = 0.1
-FIRST_BACKOFF_SECONDS = 0.25
-MAX_BACKOFF_SECONDS = 2.0
 KEY_PREFIX = "newsagg:ratelimit:"
 LOCAL = "local:"  # marks the entries of the per-process fallback
 
@@ -98,6 +82,7 @@ for i, key in ipairs(KEYS) do
 end
 return answers
 """
+WINDOWS_SCRIPT_SHA = hashlib.sha1(WINDOWS_SCRIPT.encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -119,53 +104,26 @@ def _standing(call: _Call, answer: list) -> Standing:
     )
 
 
+async def _evaluate(client: redis.asyncio.Redis, keys: list[str], args: list[str | int]) -> list:
+    try:
+        return await client.evalsha(WINDOWS_SCRIPT_SHA, len(keys), *keys, *args)
+    except NoScriptError:  # a server that has not seen it yet: EVAL teaches it
+        return await client.eval(WINDOWS_SCRIPT, len(keys), *keys, *args)
+
+
 class RedisLimiter:
-    def __init__(
-        self,
-        url: str,
-        fallback: SlidingWindowLimiter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        try:
-            parse_url(url)
-        except ValueError:
-            # The parser's message could quote the URL, password included.
-            raise SettingsError("NEWSAGG_REDIS_URL is not a valid Redis URL") from None
-        self._url = url
+    def __init__(self, link: RedisLink, fallback: SlidingWindowLimiter | None = None) -> None:
+        self._link = link
         self._fallback = fallback or SlidingWindowLimiter()
-        self._clock = clock
         # Members must be unique across instances: a random prefix per limiter, a counter.
         self._prefix = secrets.token_hex(8)
         self._serial = itertools.count()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: redis.asyncio.Redis | None = None
-        self._script: AsyncScript | None = None
         self._batch: list[_Call] = []  # waiting for the next script call
         self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
-        self._backoff = 0.0  # > 0 from a failure until the next success
-        self._retry_at = 0.0
-
-    def degraded(self) -> bool:
-        return self._backoff > 0
-
-    def _connected(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
-        # asyncio connections belong to the loop that made them; a test client or a new
-        # server in the same process runs another loop, which gets connections of its own.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._script is None or self._loop is not loop:
-            self._client = redis.asyncio.Redis.from_url(
-                self._url,
-                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                socket_timeout=READ_TIMEOUT_SECONDS,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._script = self._client.register_script(WINDOWS_SCRIPT)
-            self._loop = loop
-        return self._client, self._script
 
     async def _run(self, key_id: int, limit: int, add: str, remove: str) -> Standing | None:
         """The script's answer as a standing; None when Redis cannot be asked now."""
-        if self._backoff and self._clock() < self._retry_at:
+        if self._link.resting():
             return None
         loop = asyncio.get_running_loop()
         call = _Call(key_id, limit, add, remove, loop.create_future())
@@ -191,35 +149,14 @@ class RedisLimiter:
                     )
 
     async def _ask(self, batch: list[_Call]) -> list | None:
-        client, script = self._connected()
+        keys = [f"{KEY_PREFIX}{call.key_id}" for call in batch]
         args: list[str | int] = [int(WINDOW_SECONDS * 1e6)]
         for call in batch:
             args += (call.limit, call.add, call.remove)
         try:
-            answers = await script(
-                keys=[f"{KEY_PREFIX}{call.key_id}" for call in batch], args=args, client=client
-            )
-        except (RedisError, OSError) as exc:
-            await self._failed(client, exc)
+            return await self._link.run_async(lambda client: _evaluate(client, keys, args))
+        except RedisDown:
             return None
-        if self._backoff:
-            log.warning("Redis reachable again: rate-limit windows are shared again")
-            self._backoff = 0.0
-        return answers
-
-    async def _failed(self, client: redis.asyncio.Redis, exc: Exception) -> None:
-        if not self._backoff:
-            # The class name only: a connection error's text can name the server.
-            log.warning(
-                "Redis unreachable (%s): rate-limit windows are per process until it is back",
-                type(exc).__name__,
-            )
-        self._backoff = min(self._backoff * 2 or FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS)
-        self._retry_at = self._clock() + self._backoff
-        # Pooled connections to a restarted server are all dead: drop them, so the retry
-        # after the backoff connects afresh instead of failing on the next stale one.
-        with contextlib.suppress(RedisError, OSError):  # closing a broken socket may fail
-            await client.connection_pool.disconnect()
 
     async def hit(self, key_id: int, limit: int | None) -> Standing:
         if limit is None:
@@ -245,8 +182,3 @@ class RedisLimiter:
         shared = await self._run(key_id, limit, "", entry)
         # Redis gone between the hit and its refund: the request stays counted there.
         return shared if shared is not None else await self._fallback.peek(key_id, limit)
-
-    async def disconnect(self) -> None:
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-            self._client = self._script = self._loop = None
