@@ -31,7 +31,10 @@ async def token_info(service: Service, token: str, admin_only: bool) -> dict[str
     request is not allowed.
     """
     record = service.keys.remembered(token)
-    if record is None:
+    if record is not None:
+        service.metrics.keys_from_memory.inc()
+    else:
+        service.metrics.keys_from_store.inc()
         # Off the event loop when the keys live on a database server (see without_blocking).
         record = await without_blocking(service.store, service.keys.verify, token)
     if record is None:

@@ -79,6 +79,16 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        key_checks = Counter(
+            "newsagg_key_checks",
+            "API keys checked, by where the answer came from: memory (keys this process"
+            " checked lately, with Redis) or store.",
+            ["source"],
+            registry=self.registry,
+        )
+        # Bound once: they count on every authenticated request.
+        self.keys_from_memory = key_checks.labels("memory")
+        self.keys_from_store = key_checks.labels("store")
         self.cache_lookups = Counter(
             "newsagg_cache_lookups",
             "Provider results looked up in the cache, by result: hit, miss or stale.",

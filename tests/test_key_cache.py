@@ -159,6 +159,8 @@ def test_a_key_revoked_on_one_instance_is_refused_at_once_on_another(make_servic
         assert cb.get("/me", headers=headers).status_code == 200
         assert cb.get("/me", headers=headers).status_code == 200  # a lean repeat
         assert b.keys.remembered(user.plaintext) is not None
+        metrics = b.metrics.exposition().decode()
+        assert 'newsagg_key_checks_total{source="memory"} 1.0' in metrics  # the repeat
         assert ca.delete(f"/keys/{user.record.id}", headers=admin).status_code == 204
         refused = cb.get("/me", headers=headers)
         assert refused.status_code == 401
