@@ -19,6 +19,7 @@ Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures
 import json
 import os
@@ -198,10 +199,8 @@ def main() -> None:
     serve_newsagg = [python, "-m", "newsagg.cli", "serve", "--demo", "--port", "{port}"]
     key = create_key(env)
 
-    backing = []
     if args.shared:
-        shared_env, backing = shared_backing()
-        shared_env = {**env, **shared_env}
+        shared_env = {**env, **shared_backing()}
         shared_key = create_key(shared_env)
         # Counted in Redis on every request, with a limit no run reaches.
         limited_env = {**shared_env, "NEWSAGG_RATE_LIMIT_PREMIUM": "1000000000"}
@@ -312,27 +311,24 @@ def main() -> None:
                 flush=True,
             )
     server.stop()
-    for backing_server in backing:
-        backing_server.remove()
     shutil.rmtree(work, ignore_errors=True)
 
 
-def shared_backing() -> tuple[dict[str, str], list]:
+def shared_backing() -> dict[str, str]:
     """PostgreSQL and Redis, started as the test suite starts them, pinned to CPU 1 (the
-    wrk side: CPU 0 is the measured server's alone) at a higher priority than wrk (needs
-    root; without it they share CPU 1 with wrk as equals). Their environment for newsagg."""
+    wrk side: CPU 0 is the measured server's alone), removed at exit. Their environment
+    for newsagg."""
     sys.path.insert(0, str(ROOT / "tests"))
     import pg_server
     import redis_server
 
     postgres, redis = pg_server.new_server(), redis_server.new_server()
-    for pid in (postgres.pid, redis.pid):  # backends forked later inherit both
+    for server in (postgres, redis):  # also when a measurement fails half-way
+        atexit.register(server.remove)
+    for pid in (postgres.pid, redis.pid):  # backends forked later inherit it
         subprocess.run(["taskset", "-a", "-p", "-c", "1", str(pid)], capture_output=True)
-        # Ahead of wrk when they have work, as on machines of their own; otherwise a
-        # saturated wrk delays their answers by whole scheduler slices (tens of ms at p99).
-        subprocess.run(["renice", "-n", "-10", "-p", str(pid)], capture_output=True)
     env = {"NEWSAGG_DATABASE_URL": postgres.url(), "NEWSAGG_REDIS_URL": redis.url()}
-    return env, [postgres, redis]
+    return env
 
 
 if __name__ == "__main__":
