@@ -420,9 +420,10 @@ class Feed:
         result of the instance holding it. Raises RedisDown before fetching anything."""
         key = _shared_key(provider.name, query)
         deadline = time.monotonic() + self._timeout + HANDOVER_GRACE_SECONDS
+        waiting_since = time.time()  # wall clock, as the failures other instances keep
         first_look, seen = True, None
         while True:
-            found = shared.get(key)
+            found, failed = shared.look(key)
             if found is not None and found[0] != seen:  # a version not copied yet
                 stored_at, payload = found
                 seen = stored_at
@@ -434,10 +435,16 @@ class Feed:
                     # At first look a hit; once waited for, it was fetched now by another
                     # instance: a miss, as for a request that joins an in-process flight.
                     return Delivered(items, from_cache=first_look)
+            if failed is not None and failed.at >= waiting_since:
+                raise failed.error  # the fetch this one waited for failed, on another instance
             lock = shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
             if lock is not None:
                 try:
                     return Delivered(self._fetch(provider, query))
+                except UpstreamError as exc:
+                    with contextlib.suppress(RedisDown):  # then the waiters fetch themselves
+                        shared.fail(key, exc)
+                    raise
                 finally:
                     shared.unlock(lock)
             if time.monotonic() >= deadline:  # the request has stopped waiting by now

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
@@ -33,6 +35,7 @@ from redis.lock import Lock
 from redis.retry import Retry
 
 from newsagg.settings import SettingsError
+from providers.base import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,9 @@ READ_TIMEOUT_SECONDS = 0.1
 FIRST_BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 2.0
 PREFIX = "newsagg:"
+# Long enough for every waiter (they look every few tens of ms) to see a failed fetch; a
+# waiter only takes a failure that happened while it waited.
+FAILURE_KEPT_MS = 1000
 
 
 class RedisDown(Exception):
@@ -180,18 +186,27 @@ class SharedResults:
     """Provider results by key: (stored_at, payload), gone from Redis `max_age` seconds
     after `stored_at` (wall-clock epoch: every instance reads the same age).
 
-    Also the lock that lets one instance fetch a key while the others wait for its result."""
+    Also the lock that lets one instance fetch a key while the others wait, and the
+    failure of that fetch, kept briefly, so that those waiting get it as in-process
+    joiners of a failed flight do, instead of calling the provider again."""
 
     def __init__(self, link: RedisLink, max_age: float) -> None:
         self._link = link
         self.max_age = max_age
 
-    def get(self, key: str) -> tuple[float, bytes] | None:
-        raw = self._link.run(lambda client: client.get(PREFIX + "result:" + key))
-        if raw is None:
-            return None
-        stored_at, _, payload = raw.partition(b" ")
-        return float(stored_at), payload
+    def look(self, key: str) -> tuple[tuple[float, bytes] | None, Failed | None]:
+        """The result kept for `key`, and the latest failure to fetch it (one round trip)."""
+        result, failure = self._link.run(
+            lambda client: client.mget(PREFIX + "result:" + key, PREFIX + "failed:" + key)
+        )
+        found = None
+        if result is not None:
+            stored_at, _, payload = result.partition(b" ")
+            found = float(stored_at), payload
+        if failure is None:
+            return found, None
+        failed_at, code, message, retry_after = json.loads(failure)
+        return found, Failed(failed_at, UpstreamError(code, message, retry_after))
 
     def put(self, key: str, stored_at: float, payload: bytes) -> None:
         left_ms = int((stored_at + self.max_age - time.time()) * 1000)
@@ -199,12 +214,26 @@ class SharedResults:
             value = repr(stored_at).encode() + b" " + payload
             self._link.run(lambda client: client.set(PREFIX + "result:" + key, value, px=left_ms))
 
+    def fail(self, key: str, error: UpstreamError) -> None:
+        """Fetching `key` failed just now (its message is safe to show: no key, no URL)."""
+        value = json.dumps([time.time(), error.code, error.message, error.retry_after])
+        self._link.run(
+            lambda client: client.set(PREFIX + "failed:" + key, value, px=FAILURE_KEPT_MS)
+        )
+
     def lock(self, key: str, seconds: float) -> Lock | None:
         """The fetch lock of `key`, held for at most `seconds`; None when another holds it."""
         lock = Lock(self._link.client, PREFIX + "flight:" + key, timeout=seconds)
         return lock if self._link.run(lambda _client: lock.acquire(blocking=False)) else None
 
     def unlock(self, lock: Lock) -> None:
-        # Not released: it expires by itself, and a waiter then fetches or times out.
+        # Unreleased (Redis down, or the lock expired and another took it), it expires by
+        # itself, and a waiter then fetches or times out.
         with contextlib.suppress(RedisDown, LockError):
             self._link.run(lambda _client: lock.release())
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    at: float  # wall-clock epoch
+    error: UpstreamError

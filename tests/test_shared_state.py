@@ -21,7 +21,7 @@ from conftest import LiveServer
 from test_contract_bodies import _validator
 
 from edge.app import create_app
-from newsagg.feed import FeedRequest
+from newsagg.feed import HANDOVER_GRACE_SECONDS, FeedRequest
 from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.service import Service
 from newsagg.settings import SettingsError
@@ -99,6 +99,27 @@ def test_concurrent_identical_misses_over_two_instances_make_one_call_per_provid
     bodies = [r.json() for r in answers]
     assert all(_statuses(body) == dict.fromkeys(PROVIDERS, "ok") for body in bodies)
     assert len({tuple(a["id"] for a in body["articles"]) for body in bodies}) == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_fetch_is_shared_with_the_instances_waiting_for_it(pair, simulator):
+    a, b = pair
+    key = {"Authorization": f"Bearer {a.keys.create('k', 'unlimited').plaintext}"}
+    simulator.set_fault("guardian", Fault("hang"))  # fails at the upstream budget, 1 s
+    began = time.monotonic()
+    with LiveServer(a) as sa, LiveServer(b) as sb, ThreadPoolExecutor(10) as pool:
+        urls = [(sa.url, sb.url)[i % 2] + "/articles" for i in range(10)]
+        answers = list(
+            pool.map(lambda url: requests.get(url, params=TECH, headers=key, timeout=10), urls)
+        )
+        # Past the instant the waiting instance would have fetched itself had it not been
+        # told: its wait ends a handover grace after the budget.
+        _eventually(lambda: time.monotonic() > began + 1.0 + HANDOVER_GRACE_SECONDS + 0.2, 5)
+    assert [r.status_code for r in answers] == [200] * 10
+    for answer in answers:
+        guardian = next(s for s in answer.json()["sources"] if s["name"] == "guardian")
+        assert guardian["error"]["code"] == "upstream_timeout"
+    assert simulator.calls("guardian") == 1
 
 
 def test_an_expired_result_in_redis_is_served_stale_on_another_instance(
