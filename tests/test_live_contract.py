@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,10 @@ LIST_ARTICLES_ONLY = (
 LEVEL = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 # A record's first line: a plain line starts with its date, an access line is JSON.
 RECORD_START = re.compile(r"\d{4}-\d\d-\d\d |\{")
-# The fixture fuzzes four times (about 25 s here) before the first test here can finish.
+# The fixture fuzzes both configurations, five runs each, before the first test here can
+# finish.
 pytestmark = pytest.mark.timeout(150)
+RUN_DEADLINE_SECONDS = 120  # one schemathesis run; a run past it fails the gate
 
 
 @dataclass
@@ -62,32 +64,51 @@ class LiveRun:
     fault_probe: dict[str, Any]  # a fresh feed request answered while the faults were on
 
 
-@pytest.fixture(scope="module", params=["embedded", "PostgreSQL + Redis"])
-def live_run(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[LiveRun]:
-    """Start the server, fuzz it (every run, in an order the admin run cannot spoil), stop it.
-
-    Every test here reads this one outcome, so any subset of them can run alone. All of it
-    twice: on the embedded default, and on real PostgreSQL and Redis servers."""
-    shared: dict[str, str] = {}
-    with ExitStack() as stack:
-        if request.param != "embedded":
-            redis_url = request.getfixturevalue("redis_session_url")
-            with redis.Redis.from_url(redis_url) as client:
-                client.flushdb()
-            database = stack.enter_context(fresh_database(request.getfixturevalue("pg_admin_url")))
-            shared = {"NEWSAGG_DATABASE_URL": database, "NEWSAGG_REDIS_URL": redis_url}
-        yield _fuzzed_server(tmp_path_factory, shared)
+CONFIGURATIONS = ("embedded", "PostgreSQL + Redis")
 
 
-def _fuzzed_server(tmp_path_factory: pytest.TempPathFactory, shared: dict[str, str]) -> LiveRun:
+@pytest.fixture(scope="module")
+def live_runs(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict[str, LiveRun]]:
+    """Both configurations fuzzed at once, each on a server of its own: the embedded
+    default, and real PostgreSQL and Redis servers. Each one is mostly a schemathesis
+    process busy on one core, so side by side they take little longer than one alone.
+
+    Every test here reads these outcomes, so any subset of them can run alone."""
+    redis_url = request.getfixturevalue("redis_session_url")
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    with fresh_database(request.getfixturevalue("pg_admin_url")) as database:
+        shared = {"NEWSAGG_DATABASE_URL": database, "NEWSAGG_REDIS_URL": redis_url}
+        directories = {name: tmp_path_factory.mktemp("live") for name in CONFIGURATIONS}
+        pool = ThreadPoolExecutor(len(CONFIGURATIONS))
+        try:
+            futures = {
+                "embedded": pool.submit(_fuzzed_server, directories["embedded"], {}),
+                "PostgreSQL + Redis": pool.submit(
+                    _fuzzed_server, directories["PostgreSQL + Redis"], shared
+                ),
+            }
+            yield {name: future.result() for name, future in futures.items()}
+        finally:
+            # Not waited for when the test timed out: each run ends by its own deadline.
+            pool.shutdown(wait=False)
+
+
+@pytest.fixture(params=CONFIGURATIONS)
+def live_run(request: pytest.FixtureRequest, live_runs: dict[str, LiveRun]) -> LiveRun:
+    return live_runs[request.param]
+
+
+def _fuzzed_server(directory: Path, shared: dict[str, str]) -> LiveRun:
+    """Start the server, fuzz it (every run, in an order the admin run cannot spoil), stop it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("live-log") / "server.log"
+    log = directory / "server.log"
     with Simulator() as upstreams:
         # The documented configuration, pointed at a simulator this test owns: unlike the one
         # `serve --demo` starts inside the server, this one takes faults from here.
         env = {
             **os.environ,
-            "NEWSAGG_DATABASE": str(tmp_path_factory.mktemp("live") / "live.sqlite3"),
+            "NEWSAGG_DATABASE": str(directory / "live.sqlite3"),
             "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
             "NEWSAGG_UPSTREAM_TIMEOUT": "2",
             "NEWSAGG_NEWSAPI_URL": upstreams.base_url("newsapi"),
@@ -234,7 +255,7 @@ def _fuzz(url: str, key: str, *extra: str, seed: str = SEED) -> subprocess.Compl
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=RUN_DEADLINE_SECONDS,
         check=False,
     )
 
