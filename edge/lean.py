@@ -127,7 +127,7 @@ class LeanPathMiddleware:
         )
         shape = self._shapes.get(key)
         if shape is None or not await self._lean(shape, scope, receive, send):
-            service_of(scope).metrics.request_shapes.labels("judged").inc()
+            service_of(scope).metrics.shapes_judged.inc()
             await self._full(key, scope, receive, send)
 
     async def _full(self, key: ShapeKey, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,7 +156,7 @@ class LeanPathMiddleware:
         info = None if token is None else await token_info(service, token, False)
         if info is None:
             return False  # Connexion answers the 401 in its own words
-        service.metrics.request_shapes.labels("remembered").inc()
+        service.metrics.shapes_remembered.inc()
         context = connexion_context(scope)
         context["token_info"] = info
         context["user"] = info["sub"]

@@ -324,14 +324,14 @@ class Feed:
             else:
                 cached = self._cache.get((name, request.query))
                 if cached is not None and cached.fresh:
-                    self._metrics.cache_lookups.labels("hit").inc()
+                    self._metrics.cache_hits.inc()
                     gathering.versions.append((name, cached.stored_at))
                     gathering.results[name] = cached.value
                     gathering.reports[name] = SourceReport(
                         name, "ok", len(cached.value), from_cache=True
                     )
                 else:
-                    self._metrics.cache_lookups.labels("miss").inc()
+                    self._metrics.cache_misses.inc()
                     gathering.pending[name] = self._single_flight.submit(
                         (name, request.query), lambda p=provider: self._flight(p, request.query)
                     )
@@ -402,7 +402,7 @@ class Feed:
         cached = self._cache.get((name, query))
         if cached is None:
             return SourceReport(name, "error", error=error)
-        self._metrics.cache_lookups.labels("stale").inc()
+        self._metrics.cache_stale.inc()
         results[name] = cached.value
         return SourceReport(name, "stale", len(cached.value), error=error, from_cache=True)
 

@@ -73,12 +73,16 @@ class Metrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
-        self.request_shapes = Counter(
+        # A series that counts on every request is bound here, once: prometheus-client's
+        # `labels()` costs more than the increment itself.
+        request_shapes = Counter(
             "newsagg_request_shapes",
             "GET requests by whether their shape was remembered (lean path) or judged anew.",
             ["result"],
             registry=self.registry,
         )
+        self.shapes_remembered = request_shapes.labels("remembered")
+        self.shapes_judged = request_shapes.labels("judged")
         key_checks = Counter(
             "newsagg_key_checks",
             "API keys checked, by where the answer came from: memory (keys this process"
@@ -86,15 +90,17 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
-        # Bound once: they count on every authenticated request.
         self.keys_from_memory = key_checks.labels("memory")
         self.keys_from_store = key_checks.labels("store")
-        self.cache_lookups = Counter(
+        cache_lookups = Counter(
             "newsagg_cache_lookups",
             "Provider results looked up in the cache, by result: hit, miss or stale.",
             ["result"],
             registry=self.registry,
         )
+        self.cache_hits = cache_lookups.labels("hit")
+        self.cache_misses = cache_lookups.labels("miss")
+        self.cache_stale = cache_lookups.labels("stale")
 
     def exposition(self) -> bytes:
         if self._multiprocess_dir:
