@@ -1,5 +1,10 @@
 """Verified API keys remembered per process, without giving up "a revocation acts at once".
 
+Two ways to know that a remembered key is still active, one per deployment:
+- `FileKeyCache`, on an SQLite file without Redis: SQLite says whether anything was
+  committed to the file since it last asked, which is cheaper than reading the key.
+- `SharedKeyCache`, with Redis, whatever the store: below.
+
 With the keys in PostgreSQL, checking one is a network round trip on every request: on a
 cache hit it was half of the CPU time (the profile in the README). With Redis configured,
 each process remembers the keys it has verified, and a revocation is not answered until
@@ -31,12 +36,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import redis
 
 from newsagg.settings import Settings
 from newsagg.shared import PREFIX, RedisDown, RedisLink
-from newsagg.store import KeyRecord
+from newsagg.store import KeyRecord, Store
+from newsagg.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +59,78 @@ ACK_POLL_SECONDS = 0.05  # each BLPOP's wait: under the link's socket timeout
 MAX_ENTRIES = 10_000  # a full memory is emptied: one database read per active key refills it
 
 
+class KeyCache(Protocol):
+    """What `KeyRing` asks of a key cache."""
+
+    def lookup(self, digest: str) -> KeyRecord | None:
+        """The active key with this digest, if remembered and still to be trusted (no
+        network I/O)."""
+
+    def ticket(self) -> Any:
+        """Taken before the store is read; `remember` files the record under it."""
+
+    def remember(self, digest: str, record: KeyRecord, ticket: Any) -> None: ...
+
+    def announce_revocation(self) -> None:
+        """Called after a key was revoked in the store: returns once no process can still
+        accept it from memory."""
+
+
 def key_cache_for(settings: Settings, link: RedisLink | None) -> SharedKeyCache | None:
-    """The key cache these settings ask for (not yet listening), if any: Redis is needed."""
+    """The shared key cache these settings ask for (not yet listening), if any: Redis is
+    needed."""
     if link is None or settings.key_cache_seconds <= 0:
         return None
     return SharedKeyCache(link, settings.key_cache_seconds)
+
+
+def file_key_cache_for(settings: Settings, store: Store) -> FileKeyCache | None:
+    """The key cache of a deployment without Redis, if any: only an SQLite file can tell
+    cheaply that nothing changed (PostgreSQL without Redis reads the key every time)."""
+    if settings.key_cache_seconds <= 0 or not isinstance(store, SqliteStore):
+        return None
+    return FileKeyCache(store)
+
+
+class FileKeyCache:
+    """Keys verified in an SQLite file, remembered while nothing was committed to it.
+
+    SQLite counts, for each connection, the commits made through other connections, in any
+    thread or process (`PRAGMA data_version`: one statement that reads no table, a third
+    of the cost of reading a key). Every lookup asks first and forgets everything on any
+    change, so a revocation made by another worker, by `newsagg keys revoke` or on another
+    thread is refused from the next request on. The count is per connection and the store
+    has one connection per thread, so the memory is per thread too. A revocation made
+    through the same connection does not move its count: `announce_revocation` forgets
+    instead.
+
+    Other commits (rate-limit windows of other workers, new articles) empty the memory
+    as well: then a key is read as without a cache, after one more statement."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._threads = threading.local()  # .stamp, .entries: what this thread knows
+
+    def lookup(self, digest: str) -> KeyRecord | None:
+        threads, stamp = self._threads, self._store.change_stamp()
+        if getattr(threads, "stamp", None) != stamp:
+            threads.stamp, threads.entries = stamp, {}
+        return threads.entries.get(digest)
+
+    def ticket(self) -> Any:
+        # The stamp this thread read last is as good as a fresh one, or more cautious: an
+        # entry filed under it is forgotten at the next lookup if anything was committed
+        # since, whether before the key was read or after.
+        return getattr(self._threads, "stamp", None) or self._store.change_stamp()
+
+    def remember(self, digest: str, record: KeyRecord, ticket: Any) -> None:
+        threads = self._threads
+        if getattr(threads, "stamp", None) != ticket or len(threads.entries) >= MAX_ENTRIES:
+            threads.stamp, threads.entries = ticket, {}
+        threads.entries[digest] = record
+
+    def announce_revocation(self) -> None:
+        self._threads = threading.local()  # every thread's memory, not just this one's
 
 
 @dataclass(frozen=True, slots=True)

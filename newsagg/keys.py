@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from newsagg.store import DuplicateDigest, KeyRecord, Store
 
 if TYPE_CHECKING:  # newsagg.settings imports this module; the cache imports settings
-    from newsagg.key_cache import SharedKeyCache
+    from newsagg.key_cache import KeyCache
 
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
@@ -41,9 +41,9 @@ class NewKey:
 
 
 class KeyRing:
-    def __init__(self, store: Store, cache: SharedKeyCache | None = None) -> None:
+    def __init__(self, store: Store, cache: KeyCache | None = None) -> None:
         self._store = store
-        self._cache = cache  # with Redis: keys this process verified (newsagg.key_cache)
+        self._cache = cache  # keys this process verified (newsagg.key_cache)
 
     def create(self, name: str, tier: Tier = "basic", admin: bool = False) -> NewKey:
         if tier not in TIERS:

@@ -86,7 +86,7 @@ class Metrics:
         key_checks = Counter(
             "newsagg_key_checks",
             "API keys checked, by where the answer came from: memory (keys this process"
-            " checked lately, with Redis) or store.",
+            " checked lately) or store.",
             ["source"],
             registry=self.registry,
         )

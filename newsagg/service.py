@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
-from newsagg.key_cache import SharedKeyCache, key_cache_for
+from newsagg.key_cache import SharedKeyCache, file_key_cache_for, key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth, SharedHealth
@@ -111,7 +111,7 @@ def build_service(settings: Settings) -> Service:
     redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
     key_cache = key_cache_for(settings, redis)
-    keys = KeyRing(store, key_cache)
+    keys = KeyRing(store, key_cache or file_key_cache_for(settings, store))
     if settings.admin_key:
         keys.ensure_bootstrap_admin(settings.admin_key)
     # Shared times must mean the same on every instance: wall-clock epoch, not monotonic.

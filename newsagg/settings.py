@@ -123,9 +123,10 @@ class Settings:
     key_cache_seconds: float = setting(
         "NEWSAGG_KEY_CACHE_SECONDS",
         5.0,
-        "with Redis: how long a process may trust a key it checked in the store; a revocation"
+        "how long a process may trust a key it checked in the store, with Redis; a revocation"
         " still acts at once (it waits for every process to forget it, or at most this long"
-        " when one does not answer). 0: every request checks its key in the store",
+        " when one does not answer). On SQLite without Redis, keys are trusted until anything"
+        " is committed to the file. 0: every request checks its key in the store",
         _number(0),
     )
     admin_key: str | None = setting(

@@ -162,8 +162,13 @@ def test_metrics_sum_every_worker(serve):
 
 
 @pytest.mark.timeout(90)
-def test_a_key_revoked_through_one_worker_is_refused_at_once_by_every_worker(serve, redis_url):
-    served = serve(2, NEWSAGG_REDIS_URL=redis_url)  # with Redis, each worker remembers keys
+@pytest.mark.parametrize("told_by", ["the SQLite file", "Redis"])
+def test_a_key_revoked_through_one_worker_is_refused_at_once_by_every_worker(
+    serve, told_by: str, request: pytest.FixtureRequest
+):
+    # Each worker remembers the keys it checked; what tells it of a revocation differs.
+    env = {"NEWSAGG_REDIS_URL": request.getfixturevalue("redis_url")} if told_by == "Redis" else {}
+    served = serve(2, **env)
     created = requests.post(
         f"{served.url}/keys", json={"name": "user", "tier": "unlimited"}, headers=ADMIN, timeout=10
     ).json()

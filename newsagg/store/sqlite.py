@@ -71,6 +71,13 @@ class SqliteStore(KeyLookups):
                 self._all.append(db)
         return db
 
+    def change_stamp(self) -> tuple[sqlite3.Connection, int]:
+        """Equal to this thread's previous stamp only if nothing was committed to the file
+        since, through any other connection (another thread or process): this thread's
+        connection and its `PRAGMA data_version`. The connection's own commits do not count."""
+        db = self._connection()
+        return db, db.execute("PRAGMA data_version").fetchone()[0]
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
