@@ -315,6 +315,7 @@ class Feed:
     def _start(self, request: FeedRequest) -> _Gathering:
         """Answer what the cache can and start the fetches it cannot. Never blocks."""
         gathering = _Gathering(request, self._position(request))
+        hits = 0
         for name in request.sources:
             provider = self._providers[name]
             if not provider.enabled:
@@ -324,7 +325,7 @@ class Feed:
             else:
                 cached = self._cache.get((name, request.query))
                 if cached is not None and cached.fresh:
-                    self._metrics.cache_hits.inc()
+                    hits += 1
                     gathering.versions.append((name, cached.stored_at))
                     gathering.results[name] = cached.value
                     gathering.reports[name] = SourceReport(
@@ -335,6 +336,8 @@ class Feed:
                     gathering.pending[name] = self._single_flight.submit(
                         (name, request.query), lambda p=provider: self._flight(p, request.query)
                     )
+        if hits:
+            self._metrics.cache_hits.inc(hits)  # once: an increment costs more than the count
         return gathering
 
     def _finish(self, gathering: _Gathering, key: Hashable | None) -> FeedPage:
