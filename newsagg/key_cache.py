@@ -86,8 +86,14 @@ def key_cache_for(settings: Settings, link: RedisLink | None) -> SharedKeyCache 
 
 def file_key_cache_for(settings: Settings, store: Store) -> FileKeyCache | None:
     """The key cache of a deployment without Redis, if any: only an SQLite file can tell
-    cheaply that nothing changed (PostgreSQL without Redis reads the key every time)."""
-    if settings.key_cache_seconds <= 0 or not isinstance(store, SqliteStore):
+    cheaply that nothing changed (PostgreSQL without Redis reads the key every time). Not
+    when the rate-limit windows live in the file as well: other workers' requests would
+    commit to it all the time, so the cache would cost a statement and save nothing."""
+    if (
+        settings.key_cache_seconds <= 0
+        or not isinstance(store, SqliteStore)
+        or settings.windows_live_in() == "database"
+    ):
         return None
     return FileKeyCache(store)
 

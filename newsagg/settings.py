@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from newsagg.keys import Tier
 
@@ -188,7 +188,7 @@ class Settings:
         _hourly_limit,
         shown_default="`none`",
     )
-    rate_limit_windows: str = setting(
+    rate_limit_windows: Literal["auto", "process", "database", "redis"] = setting(
         "NEWSAGG_RATE_LIMIT_WINDOWS",
         "auto",
         "where rate-limit windows live: `process` (each worker process its own), `database`"
@@ -266,6 +266,20 @@ class Settings:
     def hourly_limit(self, tier: Tier) -> int | None:
         """The request limit per hour of a key of `tier`; None for no limit."""
         return getattr(self, f"rate_limit_{tier}")
+
+    def windows_live_in(self) -> Literal["process", "database", "redis"]:
+        """Where the rate-limit windows live, `auto` decided: as widely shared as the
+        deployment asks for, and no wider. Redis when it is configured; else the database
+        when several processes use it (several workers, or PostgreSQL, which exists to be
+        shared by instances); else the process, because one process needs no sharing and
+        an in-memory hit costs microseconds where a database transaction costs tens."""
+        if self.rate_limit_windows != "auto":
+            return self.rate_limit_windows
+        if self.redis_url:
+            return "redis"
+        if self.workers > 1 or self.database_url:
+            return "database"
+        return "process"
 
     def __repr__(self) -> str:
         # Never print credentials, even in a traceback or a debug log.

@@ -96,10 +96,15 @@ def test_memory_is_per_thread_as_the_connections_are(cached):
     assert ring.remembered(user.plaintext) == user.record
 
 
-def test_only_sqlite_with_the_cache_on_gets_one(stores):
+def test_only_sqlite_with_the_cache_on_and_no_windows_in_the_file_gets_one(stores):
     store = stores()
     assert isinstance(file_key_cache_for(Settings(), store), FileKeyCache)
     assert file_key_cache_for(Settings(key_cache_seconds=0), store) is None
+    # Several workers count requests in the file: every request would empty the memory.
+    assert file_key_cache_for(Settings(workers=2), store) is None
+    assert isinstance(
+        file_key_cache_for(Settings(workers=2, rate_limit_windows="process"), store), FileKeyCache
+    )
 
 
 def test_a_revocation_by_the_cli_is_refused_by_the_running_service(service: Service):

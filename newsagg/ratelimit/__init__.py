@@ -119,22 +119,8 @@ class SlidingWindowLimiter:
 
 
 def choose(settings: Settings, store: Store, redis: RedisLink | None = None) -> RateLimiter:
-    """Where this service keeps its windows, from `NEWSAGG_RATE_LIMIT_WINDOWS`.
-
-    `auto` shares them as widely as the deployment asks for, and no wider: Redis when it is
-    configured; else the database when several processes use it (several workers, or
-    PostgreSQL, which exists to be shared by instances); else the process, because one
-    process needs no sharing and an in-memory hit costs microseconds where a database
-    transaction costs tens of them.
-    """
-    mode = settings.rate_limit_windows
-    if mode == "auto":
-        if settings.redis_url:
-            mode = "redis"
-        elif settings.workers > 1 or settings.database_url:
-            mode = "database"
-        else:
-            mode = "process"
+    """Where this service keeps its windows (`Settings.windows_live_in`)."""
+    mode = settings.windows_live_in()
     if mode == "redis":
         from newsagg.ratelimit.redis_windows import RedisLimiter
 
