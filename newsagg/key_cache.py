@@ -110,8 +110,8 @@ class FileKeyCache:
     through the same connection does not move its count: `announce_revocation` forgets
     instead.
 
-    Other commits (rate-limit windows of other workers, new articles) empty the memory
-    as well: then a key is read as without a cache, after one more statement."""
+    Other commits (new articles, new keys) empty the memory as well: then a key is read
+    as without a cache, after one more statement."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
