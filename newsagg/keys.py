@@ -71,7 +71,7 @@ class KeyRing:
 
     def remembered(self, plaintext: str) -> KeyRecord | None:
         """The active key with this plaintext if this process may trust its memory of it
-        (no I/O); None means `verify` must ask the store."""
+        (no network I/O: at most one local statement); None means `verify` must ask the store."""
         return None if self._cache is None else self._cache.lookup(digest(plaintext))
 
     def verify(self, plaintext: str) -> KeyRecord | None:
