@@ -78,15 +78,18 @@ def live_runs(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     with fresh_database(request.getfixturevalue("pg_admin_url")) as database:
-        shared = {"NEWSAGG_DATABASE_URL": database, "NEWSAGG_REDIS_URL": redis_url}
-        directories = {name: tmp_path_factory.mktemp("live") for name in CONFIGURATIONS}
+        backing = {
+            "embedded": {},
+            "PostgreSQL + Redis": {
+                "NEWSAGG_DATABASE_URL": database,
+                "NEWSAGG_REDIS_URL": redis_url,
+            },
+        }
         pool = ThreadPoolExecutor(len(CONFIGURATIONS))
         try:
             futures = {
-                "embedded": pool.submit(_fuzzed_server, directories["embedded"], {}),
-                "PostgreSQL + Redis": pool.submit(
-                    _fuzzed_server, directories["PostgreSQL + Redis"], shared
-                ),
+                name: pool.submit(_fuzzed_server, tmp_path_factory.mktemp("live"), backing[name])
+                for name in CONFIGURATIONS
             }
             yield {name: future.result() for name, future in futures.items()}
         finally:
