@@ -11,6 +11,15 @@ once Redis is back. Two clients share the verdict: a blocking one for the feed's
 threads and handlers Connexion runs off the event loop, and an asyncio one per event loop
 for the rate limiter, which runs on the loop.
 
+Recovery is the link's, for every caller and both clients: a connection opened before
+Redis failed may be dead (a restarted server does not know it), and used after Redis is
+back it would fail its first command, which would read as a new outage and put every
+caller back on its fallback while Redis answers. So a failure marks every pooled
+connection as suspect: each client drops its idle ones before its next call. A restart
+nobody noticed (no call failed while Redis was down) leaves such a connection too: the
+first connection failure after answers is tried once more on a fresh connection before
+it counts as Redis failing.
+
 Nothing here logs or raises the URL: it may carry a password.
 """
 
@@ -63,6 +72,12 @@ def _failure(exc: BaseException) -> bool:
     return isinstance(exc, (RedisError, OSError)) and not isinstance(exc, LockError)
 
 
+def _dropped(exc: BaseException) -> bool:
+    """Whether `exc` is a connection lost or refused (not a timeout: a server that does
+    not answer in time is not asked twice)."""
+    return isinstance(exc, (redis.ConnectionError, ConnectionError))
+
+
 class RedisLink:
     """The service's Redis: its clients and whether it answered lately."""
 
@@ -92,6 +107,11 @@ class RedisLink:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_client: redis.asyncio.Redis | None = None
+        # Failures so far, and how many of them each client's pool has been emptied for:
+        # a connection pooled before the latest failure may be dead.
+        self._failures = 0
+        self._sync_dropped_for = 0
+        self._async_dropped_for = 0
 
     @property
     def degraded(self) -> bool:
@@ -105,13 +125,21 @@ class RedisLink:
         """`operation(client)`'s result; RedisDown if Redis does not answer."""
         if self.resting():
             raise RedisDown
+        pool = self.client.connection_pool
+        was_answering = not self._backoff
+        if self._sync_dropped_for != self._failures:
+            self._sync_dropped_for = self._failures
+            pool.disconnect(inuse_connections=False)  # others' are theirs to lose
         try:
             result = operation(self.client)
         except Exception as exc:
             if not _failure(exc):
                 raise
-            self._failed(exc)
-            raise RedisDown from None
+            if not (was_answering and _dropped(exc)):
+                self._failed(exc)
+                raise RedisDown from None
+            pool.disconnect(inuse_connections=False)  # see _once_more
+            result = self._once_more(lambda: operation(self.client))
         self._answered()
         return result
 
@@ -121,19 +149,51 @@ class RedisLink:
         if self.resting():
             raise RedisDown
         client = self._client_for_loop()
+        was_answering = not self._backoff
+        if self._async_dropped_for != self._failures:
+            self._async_dropped_for = self._failures
+            await self._drop(client, inuse_connections=False)
         try:
             result = await operation(client)
         except Exception as exc:
             if not _failure(exc):
                 raise
-            self._failed(exc)
-            # Pooled connections to a restarted server are all dead: drop them, so the
-            # retry after the backoff connects afresh instead of failing on the next one.
-            with contextlib.suppress(RedisError, OSError):  # closing a broken socket may fail
-                await client.connection_pool.disconnect()
-            raise RedisDown from None
+            if not (was_answering and _dropped(exc)):
+                self._failed(exc)
+                # Pooled connections to a restarted server are all dead: drop them, so the
+                # retry after the backoff connects afresh instead of failing on the next one.
+                await self._drop(client)
+                raise RedisDown from None
+            await self._drop(client, inuse_connections=False)  # see _once_more
+            try:
+                result = await operation(client)
+            except Exception as again:
+                if not _failure(again):
+                    raise
+                self._failed(again)
+                await self._drop(client)
+                raise RedisDown from None
         self._answered()
         return result
+
+    def _once_more(self, attempt: Callable[[], T]) -> T:
+        """A connection failed although Redis answered until now: most likely one opened
+        before Redis restarted unnoticed, so the command never reached the new server. It
+        is tried once more on a fresh connection before Redis counts as failing. (Should the
+        server have run it and only its answer been lost, the command runs twice: for a
+        rate limit, one request counted twice, the error on the side of the limit.)"""
+        try:
+            return attempt()
+        except Exception as exc:
+            if not _failure(exc):
+                raise
+            self._failed(exc)
+            raise RedisDown from None
+
+    @staticmethod
+    async def _drop(client: redis.asyncio.Redis, inuse_connections: bool = True) -> None:
+        with contextlib.suppress(RedisError, OSError):  # closing a broken socket may fail
+            await client.connection_pool.disconnect(inuse_connections=inuse_connections)
 
     def _client_for_loop(self) -> redis.asyncio.Redis:
         # asyncio connections belong to the loop that made them; a test client or a new
@@ -144,10 +204,12 @@ class RedisLink:
                 self._url, retry=Retry(NoBackoff(), 0), **self._async_options
             )
             self._loop = loop
+            self._async_dropped_for = self._failures  # no connection yet: none stale
         return self._async_client
 
     def _failed(self, exc: Exception) -> None:
         with self._lock:
+            self._failures += 1
             first = not self._backoff
             self._backoff = min(self._backoff * 2 or FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS)
             self._retry_at = self._clock() + self._backoff

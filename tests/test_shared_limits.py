@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import pytest
 import redis
+import requests
+from conftest import LiveServer
 from redis_server import RedisServer
 
 from edge.app import create_app
@@ -181,6 +183,42 @@ def test_redis_stopped_and_started_again(make_service, pg_url, own_redis: RedisS
         # Shared again: LIMIT in total across both instances, then 429 on either.
         statuses = [(a, b)[i % 2].get("/sources", headers=key).status_code for i in range(8)]
         assert statuses == [200] * LIMIT + [429] * 3
+
+
+@pytest.mark.timeout(60)
+def test_after_redis_is_back_a_new_key_gets_its_limit_once_across_instances(
+    make_service, pg_url, own_redis: RedisServer
+):
+    """Redis stopped, and started again on the same port, under two live instances that
+    answered meanwhile: once /health no longer says degraded, the windows are shared again
+    (a new key gets its limit once across both, not one request more), with no restart.
+
+    During the outage each instance's /health finds Redis gone first, so its rate limiter
+    never tries Redis (the link rests): the limiter's pooled connection, opened before the
+    outage, is still there when Redis is back, and must not be taken for a new outage."""
+    limit = 30
+    changes = {"database_url": pg_url, "redis_url": own_redis.url(), "rate_limit_basic": limit}
+    one, other = make_service(**changes), make_service(**changes)
+    old = {"Authorization": f"Bearer {one.keys.create('old', 'basic').plaintext}"}
+    with LiveServer(one) as a, LiveServer(other) as b, requests.Session() as http:
+        urls = (a.url, b.url)
+        assert [http.get(u + "/sources", headers=old).status_code for u in urls] == [200] * 2
+
+        own_redis.stop()
+        for url in urls:
+            assert http.get(url + "/health").json()["degraded"] == ["redis"]
+            for _ in range(2):  # answered, counted per process: never a 500
+                assert http.get(url + "/sources", headers=old).status_code == 200
+
+        own_redis.start()  # same port, empty
+        for url in urls:
+            _until(lambda u=url: http.get(u + "/health").json()["status"] == "ok")
+
+        new = {"Authorization": f"Bearer {one.keys.create('new', 'basic').plaintext}"}
+        statuses = [
+            http.get(urls[i % 2] + "/sources", headers=new).status_code for i in range(limit + 2)
+        ]
+    assert statuses == [200] * limit + [429] * 2
 
 
 PASSWORD = "pw-Rd93-never-shown"

@@ -25,6 +25,15 @@ is answered all the same, counted by a per-process `SlidingWindowLimiter` (so wi
 processes a key may get up to N times its limit while Redis is gone) and `degraded()`
 says so. Meanwhile no request waits for Redis; a request that does try waits at most the
 link's connect or read timeout (tens of ms).
+
+Redis back (the link's backoff over and a call answered; the link drops connections that
+may predate the outage, see newsagg.shared): every request is counted in Redis again, and
+only Redis decides. What a process counted during the outage is not copied into Redis: a
+restarted Redis lost its windows anyway, one that was only unreachable still holds what it
+counted before, and copying per-process logs from N processes could count a request twice
+or let a slow process re-add it long after. It stays in the fallback, where a 304 can
+still refund it (its entry says `local:`) and where a second outage within the hour starts
+from what this process already let through, erring on the side of the limit.
 """
 
 from __future__ import annotations
