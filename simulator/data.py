@@ -10,6 +10,7 @@ comments with a null title.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,6 +139,31 @@ GUARDIAN_STORIES = [
         "<p>Early results are &ldquo;encouraging&rdquo;.</p>",
         "Jim Waterson",
     ),
+    (
+        "technology",
+        "Drone deliveries take off in rural Scotland",
+        "<p>Parcels arrive by air &ndash; when the <em>battery</em> allows.</p>",
+        "Alex Hern",
+    ),
+    (
+        "world",
+        "E-bike sales soar as cities add cycle lanes",
+        "<p>Shops report waiting lists into spring.</p>",
+        "Damian Carrington",
+    ),
+    (
+        "society",
+        "Covid-19 inquiry hears from care home staff",
+        "Evidence sessions resume on Monday.",
+        "Denis Campbell",
+    ),
+    ("football", "Drone over the pitch halts football match for 20 minutes", None, None),
+    (
+        "environment",
+        "Survey drone counts seals on remote islands",
+        "<p>Thermal cameras spot pups in the rocks.</p>",
+        "Fiona Harvey",
+    ),
 ]
 
 # (category, publisher, headline, description) — NewsAPI's own stories.
@@ -171,7 +197,7 @@ NEWSAPI_STORIES = [
         "business",
         "Bloomberg",
         "Shipping costs drop as new vessels enter service",
-        "Container rates fall 12 percent.",
+        "Container rates fall 12 percent as e-commerce slows.",
     ),
     (
         "entertainment",
@@ -207,6 +233,25 @@ NEWSAPI_STORIES = [
     ),
     ("sports", "ESPN", "Marathon record falls in cool conditions", "A new mark by 14 seconds."),
     ("sports", "BBC Sport", "Tennis star announces comeback after injury", None),
+    (
+        "technology",
+        "The Verge",
+        "Delivery drone makers race to double battery life",
+        "Longer flights need lighter cells.",
+    ),
+    ("sports", "ESPN", "Football league bans drone flights over stadiums", "Clubs cite safety."),
+    (
+        "health",
+        "STAT",
+        "Covid-19 booster uptake rises among over-65s",
+        "Clinics extend opening hours.",
+    ),
+    (
+        "business",
+        "Reuters",
+        "AT&T sells its drone inspection unit",
+        "The deal values the business at $1.2bn.",
+    ),
 ]
 
 # (title, url or None, story_text HTML or None, author) — Hacker News stories.
@@ -254,6 +299,27 @@ HN_STORIES = [
         "dhh_fan",
     ),
     ("Tell HN: Our side project hit 10k users", None, None, "indiehacker"),
+    (
+        "Show HN: An open-source flight controller for drone swarms",
+        "https://github.com/example/swarm",
+        None,
+        "quadcopter",
+    ),
+    (
+        "Battery chemistry explained for software engineers",
+        "https://chem.example.net/battery-basics",
+        None,
+        "electrochem",
+    ),
+    (
+        "Ask HN: Is a drone with a solid-state battery worth it?",
+        None,
+        "<p>Flight times look <b>twice</b> as long on paper.</p>",
+        "rc_pilot",
+    ),
+    ("AT&T outage post-mortem: what went wrong", "https://netops.example.com/pm", None, "netops"),
+    ("Covid-19 contact tracing apps, five years later", "https://epi.example.org/ct", None, "epi"),
+    ("Show HN: An e-ink dashboard for my home", "https://eink.example.dev/", None, "tinkerer"),
 ]
 
 
@@ -281,6 +347,43 @@ HN_STORIES += [
         (form, subject) for subject in HN_SUBJECTS for form in HN_FORMS
     )
 ]
+
+
+# The vocabulary the ticker composes new stories from: (category, subject, action, object).
+CATEGORIES = ("business", "entertainment", "general", "health", "science", "sports", "technology")
+TICKER_SUBJECTS = ["City council", "Researchers", "A startup", "Regulators", "Engineers"]
+TICKER_ACTIONS = ["unveils", "tests", "approves", "delays", "funds"]
+TICKER_OBJECTS = {
+    "business": ["a drone delivery venture", "a battery gigafactory"],
+    "entertainment": ["a festival of drone light shows", "a studio expansion"],
+    "general": ["new cycle lanes", "a flood barrier"],
+    "health": ["a vaccine study", "battery-powered hearing aids"],
+    "science": ["a solid-state battery", "a polar survey drone"],
+    "sports": ["a stadium upgrade", "a drone camera ban"],
+    "technology": ["an open-source compiler", "a longer-lasting phone battery"],
+}
+# A Guardian section for each category (the inverse of providers.guardian.category_of).
+SECTIONS = {
+    "business": "business",
+    "entertainment": "culture",
+    "general": "world",
+    "health": "society",
+    "science": "science",
+    "sports": "sport",
+    "technology": "technology",
+}
+
+
+def invented_story(rng: random.Random) -> dict[str, str]:
+    """A plausible new story: title, description and category, from the vocabulary above."""
+    category = rng.choice(CATEGORIES)
+    subject, action = rng.choice(TICKER_SUBJECTS), rng.choice(TICKER_ACTIONS)
+    thing = rng.choice(TICKER_OBJECTS[category])
+    return {
+        "title": f"{subject} {action} {thing}",
+        "description": f"Latest: {subject.lower()} {action} {thing}.",
+        "category": category,
+    }
 
 
 def _iso(moment: datetime, style: str = "Z") -> str:
@@ -445,6 +548,66 @@ def hackernews_hits(now: datetime) -> list[dict[str, Any]]:
             }
         )
     return hits
+
+
+def newsapi_story(
+    title: str, description: str | None, category: str, published: datetime, number: int
+) -> dict[str, Any]:
+    """A newly published NewsAPI article (with the `category` the server filters on)."""
+    publisher = "Newswire"
+    return {
+        "source": {"id": "newswire", "name": publisher},
+        "author": None,
+        "title": f"{title} - {publisher}",
+        "description": description,
+        "url": f"https://www.newswire.example/{published:%Y/%m}/{_slug(title)}-{number}",
+        "urlToImage": None,
+        "publishedAt": _iso(published),
+        "content": f"{description or title} Lorem ipsum dolor… [+{900 + number} chars]",
+        "category": category,
+    }
+
+
+def guardian_story(
+    title: str, trail: str | None, section: str, published: datetime, number: int
+) -> dict[str, Any]:
+    """A newly published Guardian result, with all its fields."""
+    path = f"{section}/{published:%Y/%b/%d}/{_slug(title)}-{number}".lower()
+    fields = {"wordcount": "600", "isPremoderated": "false"}
+    if trail is not None:
+        fields["trailText"] = f"<p>{trail}</p>"
+    return {
+        "id": path,
+        "type": "article",
+        "sectionId": section,
+        "sectionName": section.replace("-", " ").title(),
+        "webPublicationDate": _iso(published),
+        "webTitle": title,
+        "webUrl": f"https://www.theguardian.com/{path}",
+        "apiUrl": f"https://content.guardianapis.com/{path}",
+        "isHosted": False,
+        "pillarName": "News",
+        "fields": fields,
+    }
+
+
+def hackernews_story(
+    title: str, text: str | None, published: datetime, number: int
+) -> dict[str, Any]:
+    """A newly published Hacker News story: a text post when there is text, else a link."""
+    object_id = str(43_000_000 + number)
+    return {
+        "objectID": object_id,
+        "title": title,
+        "url": None if text else f"https://news.example.org/{_slug(title)}-{number}",
+        "author": "newcomer",
+        "points": 1,
+        "num_comments": 0,
+        "story_text": None if text is None else f"<p>{text}</p>",
+        "created_at": _iso(published, "ms"),
+        "created_at_i": int(published.timestamp()),
+        "_tags": ["story", "author_newcomer", f"story_{object_id}"],
+    }
 
 
 def now_utc() -> datetime:

@@ -1,19 +1,34 @@
 """The upstream simulator: NewsAPI, the Guardian and Hacker News (Algolia) on loopback.
 
-Real HTTP, each provider's real response shapes and quirks (see simulator_data), with
-faults injected per provider — from Python (`set_fault`) or over HTTP for another process:
+Real HTTP, each provider's real response shapes, quirks, query language (NewsAPI and the
+Guardian: boolean q; Algolia: advancedSyntax) and paging (see simulator.data), with faults
+injected per provider, quotas, and new stories — from Python (`set_fault`, `set_quota`,
+`publish`) or over HTTP for another process:
     PUT    /_sim/faults/{provider}   body: {"kind": "status", "status": 429, "retry_after": 30}
     DELETE /_sim/faults
     GET    /_sim/calls               {"newsapi": 3, "guardian": 3, "hackernews": 2}
-    DELETE /_sim/calls
-Demo mode and the tests both use it; the providers are pointed at `base_url(name)`.
+    DELETE /_sim/calls               also frees what the quotas have used up
+    PUT    /_sim/quota/{provider}    body: {"per_day": 5} (null: no limit); NewsAPI starts
+                                     at its free plan's 100, then answers 429 rateLimited
+    POST   /_sim/stories/{provider}  body: {"title": …, "description": …, "category": …,
+                                     "section": …, "published_at": ISO 8601} → 201, the story
+`Simulator(ticker_seconds=N)` also publishes an invented story to a random provider every
+N seconds. Demo mode and the tests both use it; the providers are pointed at
+`base_url(name)`.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import random
+import re
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +40,10 @@ from simulator import data
 PROVIDERS = PROVIDER_NAMES
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
 HANG_LIMIT_SECONDS = 120.0
+DAY_SECONDS = 86_400.0
+NEWSAPI_FREE_PER_DAY = 100  # the Developer plan's requests per rolling 24 hours
+NEWSAPI_RESULTS_LIMIT = 100  # the Developer plan's results per query (426 past them)
+ALGOLIA_HITS_LIMIT = 1000
 
 WRONG_SHAPES: dict[str, Any] = {
     "newsapi": {"status": "ok", "totalResults": 1, "articles": "nope"},
@@ -63,19 +82,31 @@ class Fault:
             raise ValueError(f"delay must be between 0 and {HANG_LIMIT_SECONDS:g} seconds")
 
 
-def _error_body(provider: str, status: int) -> dict[str, Any]:
-    """The body each upstream really sends with an error status."""
+def _error_body(provider: str, status: int, message: str | None = None) -> dict[str, Any]:
+    """The body each upstream really sends with an error status (`message`: why, if known)."""
     if provider == "newsapi":
-        return _newsapi_error(
-            *NEWSAPI_ERRORS.get(status, ("unexpectedError", "Something went wrong."))
-        )
+        code, default = NEWSAPI_ERRORS.get(status, ("unexpectedError", "Something went wrong."))
+        return _newsapi_error(code, message or default)
     if provider == "guardian" and status not in (401, 403, 429):
-        return {"response": {"status": "error", "message": "Internal error"}}
+        return {"response": {"status": "error", "message": message or "Internal error"}}
     return {
-        "message": {401: "Unauthorized", 403: "Forbidden", 429: "API rate limit exceeded"}.get(
+        "message": message
+        or {401: "Unauthorized", 403: "Forbidden", 429: "API rate limit exceeded"}.get(
             status, "Internal Server Error"
         )
     }
+
+
+def _quota_refusal(provider: str, per_day: int | None) -> dict[str, Any]:
+    """The 429 body once a provider's daily quota is used up."""
+    if provider != "newsapi":
+        return _error_body(provider, 429)
+    return _newsapi_error(
+        "rateLimited",
+        f"You have made too many requests recently. Developer accounts are limited to "
+        f"{per_day} requests over a 24 hour period. Please upgrade to a paid plan if you "
+        f"need more requests.",
+    )
 
 
 def _newsapi_error(code: str, message: str) -> dict[str, Any]:
@@ -103,37 +134,192 @@ def _first(query: dict[str, list[str]], name: str, default: str = "") -> str:
     return query.get(name, [default])[0]
 
 
-def _matches(text: str | None, q: str) -> bool:
-    return not q or (text is not None and q.lower() in text.lower())
-
-
 def _int(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
     """A numeric parameter clamped to what the upstream accepts; ValueError if not a number."""
     return max(low, min(int(_first(query, name) or default), high))
 
 
-def _newsapi_time(value: str, end_of_day: bool) -> str:
-    """NewsAPI's from/to: a date or a date-time, as a comparable RFC 3339 UTC string."""
+def _bound_time(value: str, end_of_day: bool) -> str:
+    """A from/to bound (a date or a date-time) or a timestamp in the data, as a comparable
+    RFC 3339 UTC string; a date bound takes its whole day."""
     if len(value) == 10:
         value += "T23:59:59Z" if end_of_day else "T00:00:00Z"
     # isoformat, not strftime: glibc's %Y writes year 366 as "366", which sorts wrongly.
     return parse_timestamp(value).replace(tzinfo=None).isoformat() + "Z"
 
 
+# -- the upstreams' query languages -----------------------------------------------------
+# Written here, not imported from newsagg: the simulator stands for foreign services, so it
+# stays an independent check of how newsagg renders its own query language for each.
+
+Document = list[list[str]]  # each searched field's word tokens
+Matcher = Callable[[Document], bool]
+Lexeme = tuple[str, Any]  # (kind, value): "(" / ")" / "op" / "sign" / "term"
+
+_WORD = re.compile(r"[^\W_]+")
+_TAG = re.compile(r"<[^>]*>")
+_LEXEME = re.compile(r'\s*(?:(?P<paren>[()])|"(?P<phrase>[^"]*)"|(?P<quote>")|(?P<word>[^\s()"]+))')
+_ALGOLIA_TERM = re.compile(r'(?P<sign>-?)(?:"(?P<phrase>[^"]*)"?|(?P<word>\S+))')
+_OR, _AND, _NOT, _CLOSE = ("op", "OR"), ("op", "AND"), ("op", "NOT"), (")", None)
+
+
+class QuerySyntaxError(ValueError):
+    """A q the upstream refuses: unbalanced quotes or parentheses, an operator lacking a term."""
+
+
+def _tokens(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _document(*texts: str | None) -> Document:
+    """The searched fields as word tokens, HTML stripped and entities decoded."""
+    return [_tokens(html.unescape(_TAG.sub(" ", text))) for text in texts if text]
+
+
+def _contains(document: Document, phrase: list[str]) -> bool:
+    """Whether one field holds these tokens in a row: a word with punctuation inside
+    (covid-19, AT&T) is the phrase of its tokens; phrases never span two fields."""
+    size = len(phrase)
+    return any(
+        field[i : i + size] == phrase for field in document for i in range(len(field) - size + 1)
+    )
+
+
+def _term(phrase: list[str]) -> Matcher:
+    if not phrase:  # nothing but punctuation: no constraint, as search engines drop it
+        return lambda _document: True
+    return lambda document: _contains(document, phrase)
+
+
+def _lex(q: str, signs: bool) -> list[Lexeme]:
+    """Split a boolean q; with `signs` (NewsAPI), a leading + or - is an operator."""
+    lexemes: list[Lexeme] = []
+    for match in _LEXEME.finditer(q.rstrip()):
+        if match["quote"]:
+            raise QuerySyntaxError("unbalanced quotes")
+        if match["paren"]:
+            lexemes.append((match["paren"], None))
+        elif match["phrase"] is not None:
+            lexemes.append(("term", _tokens(match["phrase"])))
+        else:
+            word = match["word"]
+            if signs and word[0] in "+-":
+                lexemes.append(("sign", word[0]))
+                word = word[1:]
+            if word in ("AND", "OR", "NOT"):
+                lexemes.append(("op", word))
+            elif word:
+                lexemes.append(("term", _tokens(word)))
+    return lexemes
+
+
+class _BooleanParser:
+    """Recursive descent over q := or; or := and (OR and)*; and := unary ([AND] unary)*;
+    unary := NOT unary | - unary | + unary | ( or ) | term. NOT binds tightest, then AND."""
+
+    def __init__(self, lexemes: list[Lexeme]) -> None:
+        self._lexemes = lexemes
+        self._at = 0
+
+    def parse(self) -> Matcher:
+        if not self._lexemes:
+            return lambda _document: True
+        matcher = self._disjunction()
+        if self._peek() is not None:
+            raise QuerySyntaxError("unbalanced parentheses")
+        return matcher
+
+    def _peek(self) -> Lexeme | None:
+        return self._lexemes[self._at] if self._at < len(self._lexemes) else None
+
+    def _take(self) -> Lexeme | None:
+        lexeme = self._peek()
+        self._at += 1
+        return lexeme
+
+    def _disjunction(self) -> Matcher:
+        terms = [self._conjunction()]
+        while self._peek() == _OR:
+            self._take()
+            terms.append(self._conjunction())
+        return lambda document: any(term(document) for term in terms)
+
+    def _conjunction(self) -> Matcher:
+        terms = [self._unary()]
+        while (lexeme := self._peek()) is not None and lexeme not in (_OR, _CLOSE):
+            if lexeme == _AND:
+                self._take()
+            terms.append(self._unary())
+        return lambda document: all(term(document) for term in terms)
+
+    def _unary(self) -> Matcher:
+        lexeme = self._take()
+        if lexeme is None:
+            raise QuerySyntaxError("an operator lacks its term")
+        if lexeme in (_NOT, ("sign", "-")):
+            negated = self._unary()
+            return lambda document: not negated(document)
+        if lexeme == ("sign", "+"):
+            return self._unary()
+        if lexeme == ("(", None):
+            inner = self._disjunction()
+            if self._take() != _CLOSE:
+                raise QuerySyntaxError("unbalanced parentheses")
+            return inner
+        if lexeme[0] == "term":
+            return _term(lexeme[1])
+        raise QuerySyntaxError(f"unexpected {lexeme[1] or lexeme[0]!r}")
+
+
+def boolean_query(q: str, *, signs: bool) -> Matcher:
+    """NewsAPI's (signs=True: also +must, -mustnot) or the Guardian's q as a matcher."""
+    return _BooleanParser(_lex(q, signs)).parse()
+
+
+def algolia_query(q: str) -> Matcher:
+    """Algolia's advancedSyntax: every word required, "phrase", -word excludes. No OR (it is
+    a word like any other) and no parentheses (punctuation); it never refuses a query."""
+    required: list[list[str]] = []
+    excluded: list[list[str]] = []
+    for match in _ALGOLIA_TERM.finditer(q):
+        phrase = _tokens(match["phrase"] if match["phrase"] is not None else match["word"])
+        if phrase:
+            (excluded if match["sign"] else required).append(phrase)
+    return lambda document: (
+        all(_contains(document, p) for p in required)
+        and not any(_contains(document, p) for p in excluded)
+    )
+
+
 class Simulator:
     """The three upstreams on one loopback port, each under its own path prefix."""
 
     def __init__(
-        self, newsapi_key: str = "demo-newsapi-key", guardian_key: str = "demo-guardian-key"
+        self,
+        newsapi_key: str = "demo-newsapi-key",
+        guardian_key: str = "demo-guardian-key",
+        *,
+        newsapi_quota: int | None = NEWSAPI_FREE_PER_DAY,
+        ticker_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.newsapi_key = newsapi_key
         self.guardian_key = guardian_key
         self._faults: dict[str, Fault] = {}
         self._calls = dict.fromkeys(PROVIDERS, 0)
+        # Per provider: calls allowed per rolling day (None: no limit), and when the calls
+        # the quota let through were made.
+        self._quotas: dict[str, int | None] = dict.fromkeys(PROVIDERS)
+        self._quota_calls: dict[str, deque[float]] = {name: deque() for name in PROVIDERS}
+        self._published: dict[str, list[dict[str, Any]]] = {name: [] for name in PROVIDERS}
+        self._clock = clock
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._ticker_seconds = _check_ticker(ticker_seconds)
+        self._ticker: threading.Thread | None = None
+        self.set_quota("newsapi", newsapi_quota)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -151,14 +337,22 @@ class Simulator:
             target=self._server.serve_forever, name="upstream-simulator", daemon=True
         )
         self._thread.start()
+        if self._ticker_seconds is not None:
+            self._ticker = threading.Thread(
+                target=self._tick, args=(self._ticker_seconds,), name="sim-ticker", daemon=True
+            )
+            self._ticker.start()
 
     def stop(self) -> None:
         """Stop serving; returns promptly, hanging requests included."""
-        self._stopping.set()  # releases hanging requests
+        self._stopping.set()  # releases hanging requests and ends the ticker
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._ticker is not None:
+            self._ticker.join(timeout=1.0)  # a daemon: never holds up the process's exit
+            self._ticker = None
 
     def __enter__(self) -> Simulator:
         self.start()
@@ -182,8 +376,7 @@ class Simulator:
     # -- control ----------------------------------------------------------------------
 
     def set_fault(self, provider: str, fault: Fault) -> None:
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}")
+        _check_provider(provider)
         with self._lock:
             self._faults[provider] = fault
 
@@ -200,16 +393,88 @@ class Simulator:
             return self._calls[provider]
 
     def reset_calls(self) -> None:
+        """Zero the call counts, and with them what the quotas have used up."""
         with self._lock:
             self._calls = dict.fromkeys(PROVIDERS, 0)
+            for made in self._quota_calls.values():
+                made.clear()
 
-    def count_call(self, provider: str) -> None:
+    def count_call(self, provider: str) -> bool:
+        """Count a call; False when the provider's quota refuses it (refusals count as calls
+        but use up no quota, so a client that backs off gets served again)."""
+        now = self._clock()
         with self._lock:
             self._calls[provider] += 1
+            made, limit = self._quota_calls[provider], self._quotas[provider]
+            while made and made[0] <= now - DAY_SECONDS:  # the rolling day moves on
+                made.popleft()
+            if limit is not None and len(made) >= limit:
+                return False
+            made.append(now)
+            return True
+
+    def set_quota(self, provider: str, per_day: int | None) -> None:
+        """Calls a provider answers per rolling day before it refuses with 429 (None: no
+        limit). NewsAPI starts at the free plan's 100; the others at no limit."""
+        _check_provider(provider)
+        if per_day is not None and (
+            isinstance(per_day, bool) or not isinstance(per_day, int) or per_day < 0
+        ):
+            raise ValueError("per_day must be a non-negative integer or null")
+        with self._lock:
+            self._quotas[provider] = per_day
+
+    def quota(self, provider: str) -> int | None:
+        with self._lock:
+            return self._quotas[provider]
 
     def wait_or_stop(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True if the simulator is stopping."""
         return self._stopping.wait(seconds)
+
+    def publish(
+        self,
+        provider: str,
+        *,
+        title: str,
+        description: str | None = None,
+        category: str | None = None,
+        section: str | None = None,
+        published_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Add a story to a provider's data set and return it as that provider serves it.
+        `category` is NewsAPI's (default general; for the Guardian it picks a section),
+        `section` the Guardian's; published now by default, so it is the newest."""
+        _check_provider(provider)
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError("title must be a non-empty string")
+        if category is not None and category not in data.CATEGORIES:
+            raise ValueError(f"category must be one of {', '.join(data.CATEGORIES)}")
+        published = (published_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        with self._lock:
+            number = sum(len(stories) for stories in self._published.values())
+            if provider == "newsapi":
+                story = data.newsapi_story(
+                    title, description, category or "general", published, number
+                )
+            elif provider == "guardian":
+                chosen = section or data.SECTIONS[category or "general"]
+                story = data.guardian_story(title, description, chosen, published, number)
+            else:
+                story = data.hackernews_story(title, description, published, number)
+            self._published[provider].append(story)
+        return {k: v for k, v in story.items() if k != "category"}
+
+    def _published_newest_first(self, provider: str, key: str) -> list[dict[str, Any]]:
+        with self._lock:
+            stories = list(self._published[provider])
+        return sorted(stories, key=lambda story: story[key], reverse=True)
+
+    def _tick(self, seconds: float) -> None:
+        """Publish an invented story to a random provider every `seconds`, until stop()."""
+        rng = random.Random()
+        while not self._stopping.wait(seconds):
+            self.publish(rng.choice(PROVIDERS), **data.invented_story(rng))
 
     # -- normal answers ---------------------------------------------------------------
 
@@ -244,25 +509,44 @@ class Simulator:
                 )
         else:
             return 404, {"status": "error", "code": "unexpectedError", "message": "Not found."}
-        start = _newsapi_time(_first(query, "from", "0001-01-01"), end_of_day=False)
-        end = _newsapi_time(_first(query, "to", "9999-12-31"), end_of_day=True)
+        try:
+            matches = boolean_query(q, signs=True)
+        except QuerySyntaxError as exc:
+            return 400, _newsapi_error("parameterInvalid", f"The q parameter is invalid: {exc}.")
+        start = _bound_time(_first(query, "from", "0001-01-01"), end_of_day=False)
+        end = _bound_time(_first(query, "to", "9999-12-31"), end_of_day=True)
+        size, page = _int(query, "pageSize", 20, 1, 100), _int(query, "page", 1, 1, 10_000)
+        if page * size > NEWSAPI_RESULTS_LIMIT:
+            return 426, _newsapi_error(
+                "maximumResultsReached",
+                f"You have requested too many results. Developer accounts are limited to a "
+                f"max of {NEWSAPI_RESULTS_LIMIT} results.",
+            )
+        stories = self._published_newest_first("newsapi", "publishedAt")
+        stories += data.newsapi_articles(data.now_utc())
         items = []
-        for article in data.newsapi_articles(data.now_utc()):
+        for article in stories:
             article = dict(article)
             article_category = article.pop("category")
+            headline = article["title"].rsplit(" - ", 1)[0]  # the publisher is no search text
             if category and article_category != category:
                 continue
             if sources and article["source"]["id"] not in sources:
                 continue
-            if not (_matches(article["title"], q) or _matches(article["description"], q)):
+            if not matches(_document(headline, article["description"])):
                 continue
             if path == "/v2/everything":
-                if not start <= _newsapi_time(article["publishedAt"], False) <= end:
+                if not start <= _bound_time(article["publishedAt"], False) <= end:
                     continue  # only /v2/everything takes from/to
-                article["title"] = article["title"].rsplit(" - ", 1)[0]  # no suffix there
+                article["title"] = headline  # no suffix there
             items.append(article)
-        size = _int(query, "pageSize", 20, 1, 100)
-        return 200, {"status": "ok", "totalResults": len(items), "articles": items[:size]}
+        if path == "/v2/everything" and _first(query, "sortBy", "publishedAt") == "publishedAt":
+            items.sort(key=lambda a: _bound_time(a["publishedAt"], False), reverse=True)
+        return 200, {
+            "status": "ok",
+            "totalResults": len(items),
+            "articles": items[(page - 1) * size : page * size],
+        }
 
     def guardian(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         """The Guardian's answer (status, body) to a request that carries no fault."""
@@ -272,29 +556,40 @@ class Simulator:
             return 404, {"response": {"status": "error", "message": "Not found"}}
         q, sections = _first(query, "q"), _first(query, "section")
         wanted = set(sections.split("|")) if sections else None
+        matches = boolean_query(q, signs=False)
+        start = _bound_time(_first(query, "from-date", "0001-01-01"), end_of_day=False)
+        end = _bound_time(_first(query, "to-date", "9999-12-31"), end_of_day=True)
+        stories = self._published_newest_first("guardian", "webPublicationDate")
         results = [
             r
-            for r in data.guardian_results(data.now_utc())
+            for r in stories + data.guardian_results(data.now_utc())
             if (wanted is None or r["sectionId"] in wanted)
-            and (_matches(r["webTitle"], q) or _matches(r.get("fields", {}).get("trailText"), q))
-            and _first(query, "from-date", "0000")
-            <= r["webPublicationDate"][:10]
-            <= _first(query, "to-date", "9999")
+            and matches(_document(r["webTitle"], r.get("fields", {}).get("trailText")))
+            and start <= _bound_time(r["webPublicationDate"], False) <= end
         ]
+        order = _first(query, "order-by") or ("relevance" if q else "newest")
+        if order in ("newest", "oldest"):
+            results.sort(
+                key=lambda r: _bound_time(r["webPublicationDate"], False),
+                reverse=order == "newest",
+            )
         if "show-fields" not in query:
             results = [{k: v for k, v in r.items() if k != "fields"} for r in results]
-        size = _int(query, "page-size", 10, 1, 50)
+        size, page = _int(query, "page-size", 10, 1, 200), _int(query, "page", 1, 1, 10_000)
+        pages = max(1, -(-len(results) // size))
+        if page > pages:
+            raise ValueError("requested page is beyond the number of available pages")
         return 200, {
             "response": {
                 "status": "ok",
                 "userTier": "developer",
                 "total": len(results),
-                "startIndex": 1,
+                "startIndex": (page - 1) * size + 1,
                 "pageSize": size,
-                "currentPage": 1,
-                "pages": max(1, -(-len(results) // size)),
-                "orderBy": "newest",
-                "results": results[:size],
+                "currentPage": page,
+                "pages": pages,
+                "orderBy": order,
+                "results": results[(page - 1) * size : page * size],
             }
         }
 
@@ -303,32 +598,47 @@ class Simulator:
         if path not in ("/api/v1/search_by_date", "/api/v1/search"):
             return 404, {"message": "Not Found"}
         q = _first(query, "query")
+        matches = algolia_query(q)
         tags = [t for t in _first(query, "tags").split(",") if t]  # comma: AND
         page = _int(query, "page", 0, 0, 10_000)
         per_page = _int(query, "hitsPerPage", 20, 1, 1000)
         bounds = [b for b in _first(query, "numericFilters").split(",") if b]
+        stories = self._published_newest_first("hackernews", "created_at_i")
         hits = [
             h
-            for h in data.hackernews_hits(data.now_utc())
+            for h in stories + data.hackernews_hits(data.now_utc())
             if all(t in h["_tags"] for t in tags)  # without tags=story, comments come too
-            and (_matches(h["title"], q) or _matches(h["story_text"], q))
+            and matches(_document(h["title"], h["story_text"]))
             and all(_numeric_filter(h, b) for b in bounds)
         ]
+        if path == "/api/v1/search_by_date":
+            hits.sort(key=lambda h: h["created_at_i"], reverse=True)
         body: dict[str, Any] = {
             "hits": hits[page * per_page : (page + 1) * per_page],
             "nbHits": len(hits),
             "page": page,
-            "nbPages": -(-len(hits) // per_page),
+            "nbPages": -(-min(len(hits), ALGOLIA_HITS_LIMIT) // per_page),
             "hitsPerPage": per_page,
             "query": q,
             "params": "",
         }
-        if page > 0 and page * per_page >= min(len(hits), 1000):
+        if page > 0 and page * per_page >= min(len(hits), ALGOLIA_HITS_LIMIT):
             # Algolia serves at most 1000 hits; a page past those (or past the last) is a
             # 200 with no hits and a message, not an error.
             body["hits"] = []
             body["message"] = "you can only fetch the 1000 hits for this query"
         return 200, body
+
+
+def _check_provider(provider: str) -> None:
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}")
+
+
+def _check_ticker(seconds: float | None) -> float | None:
+    if seconds is not None and not seconds > 0:
+        raise ValueError("ticker_seconds must be positive")
+    return seconds
 
 
 def _numeric_filter(hit: dict[str, Any], bound: str) -> bool:
@@ -376,17 +686,50 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length) or b"null")
 
-    def do_PUT(self) -> None:
+    def _control(self, kind: str) -> str | None:
+        """The provider a /_sim/{kind}/{provider} path names; None (after a 404) if none."""
         parts = urlsplit(self.path).path.strip("/").split("/")
-        if parts[:2] == ["_sim", "faults"] and len(parts) == 3 and parts[2] in PROVIDERS:
-            try:
-                self.sim.set_fault(parts[2], Fault(**self._read_json()))
-            except (TypeError, ValueError) as exc:
-                self._send(400, {"message": str(exc)})
-                return
-            self._send(200, asdict(self.sim.fault(parts[2])))
-        else:
-            self._send(404, {"message": "Not Found"})
+        if parts[:2] == ["_sim", kind] and len(parts) == 3 and parts[2] in PROVIDERS:
+            return parts[2]
+        self._send(404, {"message": "Not Found"})
+        return None
+
+    def _run_control(self, action: Callable[[Any], Any], status: int = 200) -> None:
+        """Apply a JSON body to a control action: 400 with the reason if it refuses it."""
+        try:
+            body = self._read_json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            result = action(body)
+        except (TypeError, ValueError) as exc:
+            self._send(400, {"message": str(exc)})
+            return
+        self._send(status, result)
+
+    def do_PUT(self) -> None:
+        if urlsplit(self.path).path.startswith("/_sim/quota/"):
+            if (provider := self._control("quota")) is not None:
+                self._run_control(lambda body: self._set_quota(provider, **body))
+        elif (provider := self._control("faults")) is not None:
+            self._run_control(lambda body: self._set_fault(provider, Fault(**body)))
+
+    def do_POST(self) -> None:
+        if (provider := self._control("stories")) is not None:
+            self._run_control(lambda body: self._publish(provider, **body), status=201)
+
+    def _set_quota(self, provider: str, per_day: int | None) -> dict[str, Any]:
+        self.sim.set_quota(provider, per_day)
+        return {"per_day": per_day}
+
+    def _set_fault(self, provider: str, fault: Fault) -> dict[str, Any]:
+        self.sim.set_fault(provider, fault)
+        return asdict(fault)
+
+    def _publish(
+        self, provider: str, published_at: str | None = None, **story: Any
+    ) -> dict[str, Any]:
+        moment = None if published_at is None else parse_timestamp(published_at)
+        return self.sim.publish(provider, published_at=moment, **story)
 
     def do_DELETE(self) -> None:
         path = urlsplit(self.path).path
@@ -408,7 +751,9 @@ class _Handler(BaseHTTPRequestHandler):
         if provider not in PROVIDERS:
             self._send(404, {"message": "Not Found"})
             return
-        self.sim.count_call(provider)
+        if not self.sim.count_call(provider):
+            self._send(429, _quota_refusal(provider, self.sim.quota(provider)))
+            return
         fault = self.sim.fault(provider)
         if fault is not None and self._apply(provider, fault):
             return
@@ -420,8 +765,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, body = self.sim.guardian("/" + rest, query)
             else:
                 status, body = self.sim.hackernews("/" + rest, query)
-        except ValueError:
-            status, body = 400, _error_body(provider, 400)
+        except ValueError as exc:  # a parameter the upstream refuses: say which, as it does
+            status, body = 400, _error_body(provider, 400, str(exc))
         self._send(status, body)
 
     def _apply(self, provider: str, fault: Fault) -> bool:

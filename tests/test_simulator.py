@@ -4,6 +4,8 @@ conftest clears faults and call counts around every test."""
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -198,7 +200,7 @@ def test_guardian_section_or_filter_and_page_size_cap(simulator):
     sport = _guardian(simulator, section="sport|football").json()["response"]["results"]
     assert {r["sectionId"] for r in sport} == {"sport", "football"}
     capped = _guardian(simulator, **{"page-size": 500}).json()["response"]
-    assert capped["pageSize"] == 50
+    assert capped["pageSize"] == 200  # the developer key's maximum
 
 
 def test_guardian_without_show_fields_has_no_fields(simulator):
@@ -433,3 +435,327 @@ def test_context_manager_starts_and_stops():
         requests.get(url + "/hackernews" + HN_PATH, timeout=2)
     with pytest.raises(RuntimeError):
         _ = sim.url
+
+
+# -- query languages --------------------------------------------------------------------
+
+
+def _words(*texts: str | None) -> str:
+    """The searched text as space-joined word tokens, HTML and entities gone, padded so a
+    phrase test is `f" {phrase} " in text`."""
+    plain = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", t)) for t in texts if t)
+    return " " + " ".join(re.findall(r"[^\W_]+", plain.lower())) + " "
+
+
+# q, and the same condition over the words of a story (see _words).
+BOOLEAN_QUERIES = [
+    (
+        "(battery OR drone) NOT football",
+        lambda w: (" battery " in w or " drone " in w) and " football " not in w,
+    ),
+    ("battery drone", lambda w: " battery " in w and " drone " in w),
+    (
+        "drone AND NOT (battery OR football)",
+        lambda w: " drone " in w and not (" battery " in w or " football " in w),
+    ),
+    ('"drone inspection"', lambda w: " drone inspection " in w),
+    ("covid-19", lambda w: " covid 19 " in w),
+    ("AT&T OR battery", lambda w: " at t " in w or " battery " in w),
+]
+
+
+def _newsapi_headline(article: dict) -> str:
+    return article["title"].rsplit(" - ", 1)[0]
+
+
+@pytest.mark.parametrize(("q", "condition"), BOOLEAN_QUERIES)
+def test_newsapi_boolean_q(simulator, q, condition):
+    everything = _newsapi(simulator, country="us", pageSize=100).json()["articles"]
+    expected = [
+        a["url"] for a in everything if condition(_words(_newsapi_headline(a), a["description"]))
+    ]
+    found = _newsapi(simulator, country="us", pageSize=100, q=q).json()["articles"]
+    assert expected and [a["url"] for a in found] == expected
+
+
+@pytest.mark.parametrize(
+    ("q", "condition"),
+    [
+        ("+drone -football", lambda w: " drone " in w and " football " not in w),
+        ("-battery +drone", lambda w: " drone " in w and " battery " not in w),
+    ],
+)
+def test_newsapi_must_and_must_not(simulator, q, condition):
+    searched = _newsapi(simulator, "/v2/everything", q=q, pageSize=100).json()["articles"]
+    expected = {
+        a["url"]
+        for a in _newsapi(simulator, country="us", pageSize=100).json()["articles"]
+        if condition(_words(_newsapi_headline(a), a["description"]))
+    }
+    assert expected and {a["url"] for a in searched} == expected
+
+
+@pytest.mark.parametrize(("q", "condition"), BOOLEAN_QUERIES)
+def test_guardian_boolean_q(simulator, q, condition):
+    params = {"page-size": 200, "show-fields": "trailText", "order-by": "newest"}
+    everything = _guardian(simulator, **params).json()["response"]["results"]
+    expected = [
+        r["id"]
+        for r in everything
+        if condition(_words(r["webTitle"], r.get("fields", {}).get("trailText")))
+    ]
+    found = _guardian(simulator, q=q, **params).json()["response"]["results"]
+    assert [r["id"] for r in found] == expected
+    if q != '"drone inspection"':  # a NewsAPI-only story
+        assert expected
+
+
+@pytest.mark.parametrize("q", ["(battery OR drone", "battery)", '"drone', "battery OR", "()"])
+def test_a_malformed_boolean_q_is_refused_as_live(simulator, q):
+    news = _newsapi(simulator, country="us", q=q)
+    assert news.status_code == 400 and news.json()["code"] == "parameterInvalid"
+    guardian = _guardian(simulator, q=q)
+    assert guardian.status_code == 400 and guardian.json()["response"]["status"] == "error"
+
+
+def _hn_titles(sim: Simulator, query: str) -> list[str]:
+    body = _hn(sim, tags="story", hitsPerPage=1000, query=query).json()
+    assert body["nbHits"] == len(body["hits"])
+    return [h["title"] for h in body["hits"]]
+
+
+def test_hackernews_query_is_advanced_syntax_without_or(simulator):
+    stories = _hn(simulator, tags="story", hitsPerPage=1000).json()["hits"]
+    words = {h["title"]: _words(h["title"], h["story_text"]) for h in stories}
+    battery = [t for t, w in words.items() if " battery " in w]
+    assert battery and _hn_titles(simulator, "battery") == battery
+    assert _hn_titles(simulator, "battery OR drone") == []  # "or" is a word stories lack
+    assert _hn_titles(simulator, "drone -battery") == [
+        t for t, w in words.items() if " drone " in w and " battery " not in w
+    ]
+    assert (
+        _hn_titles(simulator, '"solid state battery" (drone)')
+        == [t for t, w in words.items() if " solid state battery " in w and " drone " in w]
+        != []
+    )
+    assert _hn_titles(simulator, "AT&T") == [t for t in words if "AT&T" in t] != []
+
+
+# -- quotas -----------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_newsapi_quota_refuses_past_its_daily_calls():
+    now = [0.0]
+    with Simulator(newsapi_quota=3, clock=lambda: now[0]) as sim:
+        assert [_newsapi(sim, country="us").status_code for _ in range(3)] == [200] * 3
+        refused = _newsapi(sim, country="us")
+        assert refused.status_code == 429
+        assert refused.json()["status"] == "error" and refused.json()["code"] == "rateLimited"
+        assert sim.calls("newsapi") == 4  # a refused call is a call made
+        assert _guardian(sim).status_code == 200  # the others have no quota by default
+        now[0] += 86_400  # the rolling day has moved past the first three
+        assert _newsapi(sim, country="us").status_code == 200
+
+
+@pytest.mark.timeout(10)
+def test_quota_over_http_and_reset_with_the_calls():
+    with Simulator() as sim:
+        assert sim.quota("newsapi") == 100 and sim.quota("guardian") is None
+        control = f"{sim.url}/_sim"
+        assert requests.put(f"{control}/quota/newsapi", json={"per_day": 1}, timeout=5).ok
+        assert _newsapi(sim, country="us").status_code == 200
+        assert _newsapi(sim, country="us").status_code == 429
+        assert requests.delete(f"{control}/calls", timeout=5).status_code == 200
+        assert _newsapi(sim, country="us").status_code == 200
+        for bad in ({"per_day": -1}, {"per_day": "5"}, {}, {"limit": 5}):
+            assert requests.put(f"{control}/quota/newsapi", json=bad, timeout=5).status_code == 400
+        assert (
+            requests.put(f"{control}/quota/bing", json={"per_day": 1}, timeout=5).status_code == 404
+        )
+        assert requests.put(f"{control}/quota/guardian", json={"per_day": 0}, timeout=5).ok
+        assert _guardian(sim).status_code == 429 and _guardian(sim).json() == {
+            "message": "API rate limit exceeded"
+        }
+        assert requests.put(f"{control}/quota/newsapi", json={"per_day": None}, timeout=5).ok
+        assert sim.quota("newsapi") is None
+
+
+# -- what a harvester needs: windows and paging -----------------------------------------
+
+
+def test_guardian_pages_are_disjoint_and_complete(simulator):
+    params = {"order-by": "newest", "page-size": 4}
+    whole = _guardian(simulator, **{"page-size": 200}).json()["response"]
+    first = _guardian(simulator, **params).json()["response"]
+    assert first["pages"] == -(-whole["total"] // 4) and first["total"] == whole["total"]
+    pages = [first] + [
+        _guardian(simulator, page=n, **params).json()["response"]
+        for n in range(2, first["pages"] + 1)
+    ]
+    assert [p["currentPage"] for p in pages] == list(range(1, first["pages"] + 1))
+    ids = [r["id"] for p in pages for r in p["results"]]
+    assert ids == [r["id"] for r in whole["results"]]
+    stamps = [parse_timestamp(r["webPublicationDate"]) for r in whole["results"]]
+    assert stamps == sorted(stamps, reverse=True)
+    beyond = _guardian(simulator, page=first["pages"] + 1, **params)
+    assert beyond.status_code == 400
+    assert beyond.json()["response"] == {
+        "status": "error",
+        "message": "requested page is beyond the number of available pages",
+    }
+
+
+def test_guardian_dates_take_timestamps(simulator):
+    results = _guardian(simulator, **{"page-size": 200}).json()["response"]["results"]
+    stamps = sorted(parse_timestamp(r["webPublicationDate"]) for r in results)
+    cut = stamps[len(stamps) // 2]
+    newer = _guardian(
+        simulator, **{"page-size": 200, "from-date": cut.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    ).json()["response"]["results"]
+    older = _guardian(
+        simulator, **{"page-size": 200, "to-date": (cut - timedelta(seconds=1)).isoformat()}
+    ).json()["response"]["results"]
+    assert {r["id"] for r in newer} | {r["id"] for r in older} == {r["id"] for r in results}
+    assert newer and older and not {r["id"] for r in newer} & {r["id"] for r in older}
+
+
+def test_hackernews_numeric_filters_and_pages_slice_newest_first(simulator):
+    everything = _hn(simulator, hitsPerPage=1000).json()["hits"]
+    stamps = [h["created_at_i"] for h in everything]
+    assert stamps == sorted(stamps, reverse=True)
+    cut = stamps[len(stamps) // 3]
+    newer = _hn(simulator, hitsPerPage=1000, numericFilters=f"created_at_i>{cut}").json()
+    older = _hn(simulator, hitsPerPage=1000, numericFilters=f"created_at_i<={cut}").json()
+    assert newer["hits"] + older["hits"] == everything
+    band = _hn(
+        simulator, hitsPerPage=1000, numericFilters=f"created_at_i>={cut},created_at_i<{cut + 1}"
+    ).json()["hits"]
+    assert band and {h["created_at_i"] for h in band} == {cut}
+    first = _hn(simulator, hitsPerPage=7).json()
+    assert first["nbPages"] == -(-len(everything) // 7)
+    pages = [first["hits"]] + [
+        _hn(simulator, hitsPerPage=7, page=n).json()["hits"] for n in range(1, first["nbPages"])
+    ]
+    assert [h for page in pages for h in page] == everything
+
+
+@pytest.mark.parametrize("path", ["/v2/top-headlines", "/v2/everything"])
+def test_newsapi_pages(simulator, path):
+    params = {"country": "us"} if path.endswith("headlines") else {"q": "the OR a OR drone"}
+    whole = _newsapi(simulator, path, pageSize=100, **params).json()
+    pages = [_newsapi(simulator, path, pageSize=6, page=n, **params).json() for n in range(1, 17)]
+    assert all(p["totalResults"] == whole["totalResults"] for p in pages)
+    assert [a for p in pages for a in p["articles"]] == whole["articles"]
+    refused = _newsapi(simulator, path, pageSize=50, page=3, **params)
+    assert refused.status_code == 426 and refused.json()["code"] == "maximumResultsReached"
+
+
+# -- publishing new stories -------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_published_stories_are_the_newest():
+    with Simulator() as sim:
+        hn = sim.publish("hackernews", title="Show HN: A drone that lands on water")
+        top = _hn(sim, tags="story").json()["hits"][0]
+        assert top == hn and top["title"] == "Show HN: A drone that lands on water"
+        assert _hn_titles(sim, "lands water") == [hn["title"]]
+        news = sim.publish("newsapi", title="Sunken ferry raised", category="general")
+        first = _newsapi(sim, country="us", category="general").json()["articles"][0]
+        assert first == news and first["title"].endswith(" - " + first["source"]["name"])
+        searched = _newsapi(sim, "/v2/everything", q='"sunken ferry"').json()["articles"]
+        assert [a["url"] for a in searched] == [news["url"]]
+        guardian = sim.publish("guardian", title="Tidal lagoon approved", category="science")
+        newest = _guardian(sim, **{"show-fields": "trailText"}).json()["response"]["results"][0]
+        assert newest == guardian and newest["sectionId"] == "science"
+        older = sim.publish(
+            "guardian",
+            title="An older story",
+            section="money",
+            published_at=datetime.now(UTC) - timedelta(days=3),
+        )
+        ids = [r["id"] for r in _guardian(sim, **{"page-size": 200}).json()["response"]["results"]]
+        assert ids[0] == guardian["id"] and ids[-1] == older["id"]
+    with pytest.raises(ValueError):
+        sim.publish("bing", title="x")
+    with pytest.raises(ValueError):
+        sim.publish("newsapi", title="x", category="weather")
+
+
+@pytest.mark.timeout(10)
+def test_publish_over_http():
+    with Simulator() as sim:
+        stories = f"{sim.url}/_sim/stories"
+        made = requests.post(
+            f"{stories}/guardian",
+            json={"title": "Kelp farms expand", "description": "Seaweed", "section": "environment"},
+            timeout=5,
+        )
+        assert made.status_code == 201 and made.json()["sectionId"] == "environment"
+        found = _guardian(sim, q="kelp").json()["response"]["results"]
+        assert [r["id"] for r in found] == [made.json()["id"]]
+        when = "2026-01-02T03:04:05Z"
+        old = requests.post(
+            f"{stories}/newsapi", json={"title": "Old news", "published_at": when}, timeout=5
+        )
+        assert old.status_code == 201 and old.json()["publishedAt"] == when
+        for provider, body in [
+            ("newsapi", {}),
+            ("newsapi", {"title": "x", "colour": 1}),
+            ("newsapi", ["x"]),
+        ]:
+            assert requests.post(f"{stories}/{provider}", json=body, timeout=5).status_code == 400
+        assert requests.post(f"{stories}/bing", json={"title": "x"}, timeout=5).status_code == 404
+
+
+@pytest.mark.timeout(10)
+def test_the_ticker_publishes_until_stopped():
+    with pytest.raises(ValueError):
+        Simulator(ticker_seconds=0)
+    sim = Simulator(ticker_seconds=0.02)
+    sim.start()
+
+    def stories() -> int:
+        return sum(
+            (
+                _newsapi(sim, country="us", pageSize=100).json()["totalResults"],
+                _guardian(sim).json()["response"]["total"],
+                _hn(sim, hitsPerPage=1000).json()["nbHits"],
+            )
+        )
+
+    try:
+        baseline = stories()
+        _wait_until(lambda: stories() >= baseline + 3)  # the ticker runs on its own
+    finally:
+        started = time.monotonic()
+        sim.stop()
+    assert time.monotonic() - started < 1.5
+    assert not any(t.name == "sim-ticker" for t in threading.enumerate())
+
+
+# -- the data set -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "category",
+    ["business", "entertainment", "general", "health", "science", "sports", "technology"],
+)
+def test_every_category_has_top_headlines(simulator, category):
+    articles = _newsapi(simulator, country="us", category=category).json()["articles"]
+    assert [a for a in articles if a["title"] != "[Removed]"]
+
+
+def test_battery_or_drone_has_answers_everywhere(simulator):
+    news = _newsapi(simulator, "/v2/everything", q="battery OR drone", pageSize=100).json()
+    guardian = _guardian(simulator, q="battery OR drone").json()["response"]
+    both = _newsapi(simulator, "/v2/everything", q="battery drone").json()
+    assert news["totalResults"] >= 4 and guardian["total"] >= 2 and both["totalResults"] >= 1
+    assert _hn_titles(simulator, "battery") and _hn_titles(simulator, "drone")
+    assert _hn_titles(simulator, "battery drone")
+    sections = {
+        r["sectionId"]
+        for r in _guardian(simulator, **{"page-size": 200}).json()["response"]["results"]
+    }
+    assert len(sections) >= 10
