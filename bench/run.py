@@ -14,6 +14,11 @@ Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
         [--peers ../shared/peers --peer-venv /tmp/perfvenv]   # add the FastAPI peer
         [--shared]                     # add newsagg on PostgreSQL + Redis (unlimited key,
                                        # and a key counted in Redis on every request)
+        [--archive | --archive-only]   # 4. the archive at scale (bench/archive.py): a
+                                       # generated 1,000,000-article archive on SQLite and
+                                       # PostgreSQL, ingest rate and search p50/p99 per kind
+                                       # (about 5 minutes per backend; not in the default run)
+        [--archive-args "--articles 200000 --backends sqlite"]
 """
 
 from __future__ import annotations
@@ -184,7 +189,21 @@ def main() -> None:
         action="store_true",
         help="also measure newsagg on PostgreSQL + Redis (servers started like the tests do)",
     )
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="also run the archive benchmark (bench/archive.py) after the HTTP ones",
+    )
+    parser.add_argument(
+        "--archive-only", action="store_true", help="run only the archive benchmark"
+    )
+    parser.add_argument(
+        "--archive-args", default="", help="arguments for bench/archive.py, in one string"
+    )
     args = parser.parse_args()
+    if args.archive_only:
+        archive_bench(args.archive_args)
+        return
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found (Debian: apt-get install -y {tool})")
@@ -312,6 +331,19 @@ def main() -> None:
             )
     server.stop()
     shutil.rmtree(work, ignore_errors=True)
+    if args.archive:
+        archive_bench(args.archive_args)
+
+
+def archive_bench(arguments: str) -> None:
+    """4. The archive at scale: bench/archive.py, which cleans up its own file and server."""
+    import shlex
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import archive
+
+    print("\n4. The archive at scale (bench/archive.py; store.search timed, no HTTP)")
+    archive.main(shlex.split(arguments))
 
 
 def shared_backing() -> dict[str, str]:

@@ -126,6 +126,13 @@ def method_not_allowed_handler(spec_paths: dict[str, Any]) -> Any:
     return handle
 
 
+def harvesting(service: Service) -> None:
+    """Start the service's harvester (its first round at once) unless NEWSAGG_HARVEST is
+    off: every worker and instance starts one, and the lease lets one of them run rounds."""
+    if service.settings.harvest and service.harvester is not None:
+        service.harvester.start()
+
+
 def create_app(
     settings: Settings | None = None, service: Service | None = None
 ) -> connexion.AsyncApp:
@@ -137,12 +144,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if service is not None:
+            harvesting(service)
             try:
                 yield {SERVICE: service, RENDERINGS: RenderMemo()}
             finally:
+                if service.harvester is not None:
+                    service.harvester.stop()
                 await service.disconnect()
             return
         built = build_service(settings)
+        harvesting(built)
         # What exists now (the spec, Connexion's routes and validators, the service) lives
         # as long as the process: frozen, the collector stops walking it. Requests that
         # wait on Redis are in flight when young objects are collected, so theirs get
@@ -154,7 +165,7 @@ def create_app(
             yield {SERVICE: built, RENDERINGS: RenderMemo()}
         finally:
             await built.disconnect()
-            built.close()
+            built.close()  # stops the harvester first
 
     spec = yaml.safe_load(SPEC_PATH.read_text())
     app = connexion.AsyncApp(__name__, lifespan=lifespan, pythonic_params=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from connexion.lifecycle import ConnexionResponse
 
 from edge.replies import RenderMemo, cacheable_reply, json_bytes, weak_etag
+from newsagg.budget import Caller
 from newsagg.errors import NotFound
 from newsagg.feed import FeedPage, FeedRequest, SourceReport
 from newsagg.service import Service
+from newsagg.store.archive import Sort
 
 
 def _source_json(report: SourceReport) -> dict:
@@ -45,6 +48,7 @@ async def list_articles(
     service: Service,
     renderings: RenderMemo,
     if_none_match: str | None,
+    token_info: dict[str, Any],
     category: str | None = None,
     q: str | None = None,
     source: list[str] | None = None,
@@ -52,6 +56,7 @@ async def list_articles(
     to: str | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    sort: Sort = "published",
 ) -> ConnexionResponse:
     request = FeedRequest.parse(
         category=category,
@@ -61,8 +66,10 @@ async def list_articles(
         published_to=to,
         limit=limit,
         cursor=cursor,
+        sort=sort,
     )
-    page = await service.feed.page(request)
+    key = token_info["key"]
+    page = await service.feed.page(request, Caller(key.id, key.tier))
     body, etag = renderings.get(page.key, lambda: render_page(page))
     return cacheable_reply(body, etag, int(service.settings.cache_ttl), if_none_match)
 

@@ -7,6 +7,7 @@ from typing import Any
 from connexion.lifecycle import ConnexionResponse
 
 from edge.replies import json_reply
+from newsagg.budget import BudgetStanding
 from newsagg.feed import SourceView
 from newsagg.service import Service
 
@@ -26,6 +27,23 @@ def _source_json(source: SourceView) -> dict[str, Any]:
             "message": last_error.message,
             "at": last_error.at.isoformat(),
         },
+        "budget": _budget_json(source.budget),
+    }
+
+
+def _budget_json(budget: BudgetStanding) -> dict[str, Any]:
+    return {
+        "limits": [
+            {
+                "limit": limit.text,
+                "amount": limit.amount,
+                "window_seconds": limit.window_seconds,
+                "used": limit.used,
+                "remaining": limit.remaining,
+            }
+            for limit in budget.limits
+        ],
+        "next_call_at": budget.next_call_at and budget.next_call_at.isoformat(),
     }
 
 

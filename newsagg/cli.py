@@ -1,4 +1,4 @@
-"""The `newsagg` command: serve the API, manage API keys."""
+"""The `newsagg` command: serve the API, harvest, manage API keys."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from newsagg.settings import Settings, SettingsError, flagged
 from newsagg.shared import RedisLink
 from newsagg.store import open_store
 from newsagg.store.migrations import pending
+from providers.base import PROVIDER_NAMES
 
 # In-flight requests get this long to finish after SIGTERM before workers stop.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -59,6 +60,37 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             access_log=False,  # newsagg writes its own structured access line
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
+    return 0
+
+
+def _harvest(settings: Settings, _args: argparse.Namespace) -> int:
+    """One round of the providers whose turn has come, under the harvester's lease (a
+    running `newsagg serve` that holds it is left to do its work). A provider that fails
+    is reported, not an error: the next round tries again."""
+    from newsagg.service import build_service
+
+    with closing(build_service(settings)) as service:
+        harvester = service.harvester
+        assert harvester is not None  # build_service always builds one
+        if not harvester.leadership.hold():
+            print("another harvester holds the lead; nothing done")
+            return 0
+        try:
+            reports = harvester.round()
+        finally:
+            harvester.leadership.release()
+        done = {report.provider for report in reports}
+        for report in reports:
+            print(report.summary())
+        for name in PROVIDER_NAMES:
+            if name not in done:
+                upcoming = harvester.standing(name).next_harvest_at
+                when = (
+                    "not harvested"
+                    if upcoming is None
+                    else f"next run {upcoming:%Y-%m-%d %H:%M:%S}"
+                )
+                print(f"{name}: not due; {when}")
     return 0
 
 
@@ -132,6 +164,17 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API")
     _add_setting_flags(serve, SERVE_FLAGS)
     serve.set_defaults(run=_serve)
+
+    harvest = commands.add_parser(
+        "harvest", help="harvest the upstreams into the archive (as `serve` does)"
+    )
+    harvest.add_argument(
+        "--once",
+        action="store_true",
+        required=True,
+        help="one round of the providers whose turn has come, then exit (for cron)",
+    )
+    harvest.set_defaults(run=_harvest)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True

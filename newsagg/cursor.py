@@ -1,8 +1,9 @@
 """Opaque, signed page cursors.
 
-A cursor holds the sort position of the last article served (published_at, id) — a keyset
-position, so new stories arriving between two page requests neither repeat nor skip
-articles — plus a fingerprint of the query it belongs to. It is signed with a secret kept
+A cursor holds the sort position of the last article served (what the order sorts by —
+its publication time or its relevance — and its id): a keyset position, so new stories
+arriving between two page requests neither repeat nor skip articles; plus a fingerprint
+of the query it belongs to. It is signed with a secret kept
 in the database (shared by every worker, stable across restarts), so a client cannot forge
 positions or move a cursor to another query: any change is a 400.
 """
@@ -14,7 +15,6 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
 
 SIGNATURE_BYTES = 16
 
@@ -25,7 +25,7 @@ class InvalidCursor(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    published_at: datetime
+    value: float  # what the order sorts by: published_us, or a relevance score
     article_id: int
 
 
@@ -46,7 +46,7 @@ class CursorCodec:
 
     def encode(self, fingerprint: str, position: Position) -> str:
         payload = json.dumps(
-            [fingerprint, position.published_at.isoformat(), position.article_id],
+            [fingerprint, position.value, position.article_id],
             separators=(",", ":"),
         ).encode()
         return _b64(self._sign(payload) + payload)
@@ -59,7 +59,10 @@ class CursorCodec:
         signature, payload = raw[:SIGNATURE_BYTES], raw[SIGNATURE_BYTES:]
         if not hmac.compare_digest(signature, self._sign(payload)):
             raise InvalidCursor("cursor is not valid")
-        owner, published_at, article_id = json.loads(payload)
+        try:
+            owner, value, article_id = json.loads(payload)
+        except ValueError:  # signed by an older release, in another layout
+            raise InvalidCursor("cursor is not valid") from None
         if owner != fingerprint:
             raise InvalidCursor("cursor belongs to a different query")
-        return Position(datetime.fromisoformat(published_at), article_id)
+        return Position(value, article_id)

@@ -1,9 +1,14 @@
-"""The feed: fan out to providers in parallel, merge, dedupe, sort newest first, paginate.
+"""The feed: refresh what needs refreshing from the providers in parallel, then answer
+from the archive.
 
-Each provider's result for a query is fetched at most once at a time (single-flight), then
-gets stable ids from the store and is cached. A provider that fails or does not answer in
-time degrades only its own part of the answer: its entry in `sources` says why, and an
-expired cached result is served instead when there is one (stale-if-error).
+A page is always read from the archive (newsagg.store.archive): every article ever
+fetched, filtered, matched and ordered there. Before that, each provider's part of the
+query is made fresh unless it already is: the harvester covers it (`covered`), or it was
+refreshed on demand within the cache TTL. A refresh is fetched at most once at a time per
+(provider, query) (single-flight), spends the upstream budget on behalf of the caller
+(newsagg.budget), and saves what it got to the archive. A provider that fails, does not
+answer in time or has no budget left degrades only its own part: its entry in `sources`
+says why, and the archive answers with what it already holds (stale-if-error).
 
 With Redis (`shared`), the in-process cache is a first level in front of it. A local miss
 becomes one flight per process (as without Redis) that looks in Redis first (found fresh:
@@ -12,9 +17,10 @@ another instance holds the lock, polls Redis for that instance's result until th
 request's budget runs out. N identical misses over any number of instances so make one
 upstream call per provider. While Redis does not answer, the flight fetches as without it.
 
-`Feed.page` is the one call the edge makes. A page made only of cached results is
-remembered under `FeedPage.key`, so a repeat neither merges nor sorts again, and the edge
-can remember its rendering under the same key.
+`Feed.page` is the one call the edge makes. A page that needed no refresh is remembered
+under `FeedPage.key` for a moment (PAGE_MEMO_SECONDS, or until this process saves
+articles), so a repeat does not search again, and the edge can remember its rendering
+under the same key.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any, Literal
 
 from cachetools import LRUCache
 
+from newsagg.archive.query import Node, describe, parse, to_guardian, to_hackernews, to_newsapi
+from newsagg.budget import SPENT, Budgets, BudgetStanding, Caller
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
@@ -42,11 +51,13 @@ from newsagg.metrics import Metrics
 from newsagg.provider_health import BreakerView, Health, ProviderHealth
 from newsagg.shared import RedisDown, SharedResults
 from newsagg.singleflight import SingleFlight
-from newsagg.store import Store
+from newsagg.store import Store, without_blocking
+from newsagg.store.archive import ArchivedRow, ArchiveQuery, Sort
 from providers.base import (
     CATEGORIES,
     PROVIDER_NAMES,
     Article,
+    BeforeCall,
     Category,
     Provider,
     ProviderName,
@@ -66,10 +77,21 @@ RETRY_AFTER_SECONDS = 30
 # How often a flight waiting for another instance's fetch looks in Redis for its result.
 SHARED_POLL_SECONDS = 0.02
 REMEMBERED_PAGES = 1024
+# How long a page that needed no refresh is answered again without searching: what
+# other processes (the harvester among them) add becomes visible after at most this long.
+PAGE_MEMO_SECONDS = 1.0
 
 ARTICLE_FIELDS = tuple(f.name for f in dataclass_fields(Article))
 SourceStatus = Literal["ok", "stale", "error", "skipped", "disabled"]
 CacheStatus = Literal["hit", "miss", "stale"]
+# Failures that a client retrying soon would meet again: an empty page, not a 503.
+LASTING_FAILURES = frozenset({"upstream_rejected_query", SPENT})
+# Whether the harvester keeps a provider's part of a query fresh (newsagg.harvest).
+Coverage = Callable[[ProviderName, Query], bool]
+
+
+def never_covered(_name: ProviderName, _query: Query) -> bool:
+    return False
 
 
 def article_fields(article: Article) -> dict[str, Any]:
@@ -106,8 +128,10 @@ class FeedItem:
         values["published_at"] = datetime.fromisoformat(fields["published_at"])
         return cls(fields["id"], Article(**values), data)
 
-    def sort_key(self) -> tuple[datetime, int]:
-        return (self.article.published_at, self.id)
+    @classmethod
+    def archived(cls, article_id: int, data: str) -> FeedItem:
+        """The item of an archive row: its id and the public JSON saved with it."""
+        return cls.from_json(b'{"id":%d,' % article_id + data[1:].encode())
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
@@ -124,10 +148,13 @@ def _instant(name: str, value: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class FeedRequest:
+    # q in canonical form (query.describe): equal searches share cache entries.
     query: Query
     sources: tuple[ProviderName, ...]  # the providers asked for, in PROVIDER_NAMES order
     limit: int
     cursor: str | None = None
+    match: Node | None = None  # q parsed
+    sort: Sort = "published"
 
     @classmethod
     def parse(
@@ -140,17 +167,39 @@ class FeedRequest:
         published_to: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        sort: Sort = "published",
     ) -> FeedRequest:
-        """A request from a client's values (already checked against the contract)."""
+        """A request from a client's values (already checked against the contract).
+        Raises InvalidInput for a malformed q or a combination that means nothing."""
         start, end = _instant("from", published_from), _instant("to", published_to)
         if start and end and start > end:
             raise InvalidInput("from: must not be later than to")
+        match = None if q is None else parse(q)
+        if sort == "relevance" and match is None:
+            raise InvalidInput("sort: relevance needs q, the words to rank by")
         wanted = set(sources or PROVIDER_NAMES)
         return cls(
-            Query(category, q, start, end),
+            Query(category, None if match is None else describe(match), start, end),
             tuple(name for name in PROVIDER_NAMES if name in wanted),
             limit,
             cursor,
+            match,
+            sort,
+        )
+
+    def archive_query(self, after: Position | None) -> ArchiveQuery:
+        """The archive search of this request's page: one row more than the page, to know
+        whether another follows."""
+        q = self.query
+        return ArchiveQuery(
+            match=self.match,
+            category=q.category,
+            sources=() if len(self.sources) == len(PROVIDER_NAMES) else self.sources,
+            published_from=q.published_from,
+            published_to=q.published_to,
+            sort=self.sort,
+            after=None if after is None else (after.value, after.article_id),
+            limit=self.limit + 1,
         )
 
     def fingerprint(self) -> str:
@@ -161,6 +210,7 @@ class FeedRequest:
             sorted(self.sources),
             q.published_from and q.published_from.isoformat(),
             q.published_to and q.published_to.isoformat(),
+            self.sort,
         ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
@@ -194,6 +244,7 @@ class SourceView:
     categories: tuple[Category, ...]
     health: Health
     breaker: BreakerView
+    budget: BudgetStanding
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,35 +257,32 @@ class Delivered:
 
 @dataclass(slots=True)
 class _Gathering:
-    """One feed request while its providers' results come in."""
+    """One feed request while its providers' refreshes come in."""
 
     request: FeedRequest
     position: Position | None
+    caller: Caller | None
     reports: dict[str, SourceReport] = field(default_factory=dict)
-    results: dict[str, Sequence[FeedItem]] = field(default_factory=dict)
     pending: dict[str, Future[Delivered]] = field(default_factory=dict)
     versions: list[tuple[str, float]] = field(default_factory=list)  # cache entries used
 
-    def key(self) -> Hashable | None:
-        return None if self.pending else (self.request, tuple(self.versions))
-
-
-def merge(results: dict[str, Sequence[FeedItem]]) -> list[FeedItem]:
-    """One list without duplicate URLs, newest first (ties: higher id first)."""
-    by_url: dict[str, FeedItem] = {}
-    for name in PROVIDER_PRIORITY:
-        for item in results.get(name, ()):
-            by_url.setdefault(item.article.url, item)
-    return sorted(by_url.values(), key=FeedItem.sort_key, reverse=True)
+    def key(self, generation: int) -> Hashable | None:
+        """What identifies the page while nothing needs refreshing; None when something
+        did (such a page is not remembered)."""
+        if self.pending:
+            return None
+        moment = int(time.monotonic() / PAGE_MEMO_SECONDS)
+        return (self.request, tuple(self.versions), generation, moment)
 
 
 def overall_cache_status(reports: Sequence[SourceReport]) -> CacheStatus:
-    contributing = [r for r in reports if r.status in ("ok", "stale")]
-    if any(r.status == "stale" for r in contributing):
+    """`stale` when a refresh was needed and could not be made, `miss` when one was made
+    for this request, else `hit`."""
+    if any(r.error is not None for r in reports):
         return "stale"
-    if contributing and all(r.from_cache for r in contributing):
-        return "hit"
-    return "miss"
+    if any(r.status == "ok" and not r.from_cache for r in reports):
+        return "miss"
+    return "hit"
 
 
 def _consume_outcome(waiter: asyncio.Future[Any]) -> None:
@@ -252,6 +300,23 @@ async def _wait(futures: Iterable[Future[Any]], timeout: float) -> None:
     await asyncio.wait(waiters, timeout=timeout)
 
 
+# Each upstream's rendering of a parsed q: the texts to ask it (None: no text at all).
+UPSTREAM_QUERIES: dict[ProviderName, Callable[[Node], list[str | None]]] = {
+    "newsapi": lambda node: [to_newsapi(node)],
+    "guardian": lambda node: [to_guardian(node)],
+    "hackernews": to_hackernews,
+}
+
+
+def upstream_queries(name: ProviderName, request_query: Query, match: Node | None) -> list[Query]:
+    """The queries to send `name` for a request: its q in that upstream's own syntax, as
+    broad as needed for the archive to find every match (what an upstream cannot express
+    is asked in parts or left to the archive)."""
+    if match is None:
+        return [request_query]
+    return [replace(request_query, q=text) for text in UPSTREAM_QUERIES[name](match)]
+
+
 class Feed:
     def __init__(
         self,
@@ -263,7 +328,9 @@ class Feed:
         timeout: float,
         single_flight: SingleFlight,
         metrics: Metrics,
+        budgets: Budgets,
         shared: SharedResults | None = None,
+        covered: Coverage = never_covered,
     ) -> None:
         self._providers = {p.name: p for p in providers}
         self._store = store
@@ -274,23 +341,30 @@ class Feed:
         self._single_flight = single_flight
         self._metrics = metrics
         self._shared = shared
+        self._budgets = budgets
+        self._covered = covered
         self._pages: LRUCache[Hashable, FeedPage] = LRUCache(maxsize=REMEMBERED_PAGES)
         self._pages_lock = threading.Lock()
+        self._generation = 0  # counts this process's saves: a remembered page is then old
 
-    async def page(self, request: FeedRequest) -> FeedPage:
-        """One page of the feed. A cache hit never awaits: it stays on the caller's turn of
-        the event loop. Raises InvalidInput for a bad cursor, Unavailable when no provider
-        could deliver and nothing is cached."""
-        gathering = self._start(request)
+    async def page(self, request: FeedRequest, caller: Caller | None = None) -> FeedPage:
+        """One page of the feed, refreshed on `caller`'s share of the upstream budgets.
+        A page needing no refresh, remembered, never awaits. Raises InvalidInput for a bad
+        cursor, Unavailable when no provider could deliver and the archive has nothing."""
+        gathering = self._start(request, caller)
         if gathering.pending:
             await _wait(gathering.pending.values(), self._timeout + HANDOVER_GRACE_SECONDS)
-        key = gathering.key()
+        key = gathering.key(self._generation)
         if key is not None:
             with self._pages_lock:
                 remembered = self._pages.get(key)
             if remembered is not None:
                 return remembered
-        page = self._finish(gathering, key)
+        reports = self._collect(gathering)
+        rows = await without_blocking(
+            self._store, self._store.search, request.archive_query(gathering.position)
+        )
+        page = self._finish(request, reports, rows, key)
         if key is not None:
             with self._pages_lock:
                 self._pages[key] = page
@@ -308,13 +382,14 @@ class Feed:
                 tuple(c for c in CATEGORIES if c in provider.categories),
                 self._health.get(provider.name),
                 self._health.breaker(provider.name),
+                self._budgets.standing(provider.name),
             )
             for provider in self._providers.values()
         ]
 
-    def _start(self, request: FeedRequest) -> _Gathering:
-        """Answer what the cache can and start the fetches it cannot. Never blocks."""
-        gathering = _Gathering(request, self._position(request))
+    def _start(self, request: FeedRequest, caller: Caller | None) -> _Gathering:
+        """Note what needs no refresh and start the refreshes that are due. Never blocks."""
+        gathering = _Gathering(request, self._position(request), caller)
         hits = 0
         for name in request.sources:
             provider = self._providers[name]
@@ -322,69 +397,77 @@ class Feed:
                 gathering.reports[name] = SourceReport(name, "disabled")
             elif not provider.serves(request.query):
                 gathering.reports[name] = SourceReport(name, "skipped")
+            elif self._covered(name, request.query):
+                hits += 1
+                gathering.reports[name] = SourceReport(name, "ok", from_cache=True)
             else:
                 cached = self._cache.get((name, request.query))
                 if cached is not None and cached.fresh:
                     hits += 1
                     gathering.versions.append((name, cached.stored_at))
-                    gathering.results[name] = cached.value
-                    gathering.reports[name] = SourceReport(
-                        name, "ok", len(cached.value), from_cache=True
-                    )
+                    gathering.reports[name] = SourceReport(name, "ok", from_cache=True)
                 else:
                     self._metrics.cache_misses.inc()
                     gathering.pending[name] = self._single_flight.submit(
-                        (name, request.query), lambda p=provider: self._flight(p, request.query)
+                        (name, request.query),
+                        lambda p=provider: self._flight(p, request, caller),
                     )
         if hits:
             self._metrics.cache_hits.inc(hits)  # once: an increment costs more than the count
         return gathering
 
-    def _finish(self, gathering: _Gathering, key: Hashable | None) -> FeedPage:
-        """Collect what the fetches delivered by now, merge and cut the page. Never blocks."""
-        request, reports, results = gathering.request, gathering.reports, gathering.results
+    def _collect(self, gathering: _Gathering) -> list[SourceReport]:
+        """Each provider's report, from what its refresh delivered by now. Never blocks."""
+        request, reports = gathering.request, gathering.reports
         for name, future in gathering.pending.items():
             if not future.done():
                 # The flight goes on and records its own outcome; this request stops waiting.
                 timeout = UpstreamError(
                     "upstream_timeout", f"{name} did not answer within {self._timeout:g} seconds"
                 )
-                reports[name] = self._failed(name, request.query, timeout, results)
+                reports[name] = self._failed(name, request.query, timeout)
             elif isinstance(future.exception(), UpstreamError):
-                reports[name] = self._failed(name, request.query, future.exception(), results)
+                reports[name] = self._failed(name, request.query, future.exception())
             else:
-                delivered = future.result()  # any other exception is a bug of ours: raise it
-                results[name] = delivered.items
-                reports[name] = SourceReport(
-                    name, "ok", len(delivered.items), from_cache=delivered.from_cache
-                )
-        ordered = [reports[name] for name in request.sources]
-        # Nothing delivered and something may come back: a 503 worth retrying. When every
-        # failure is an upstream refusing the query itself, retrying cannot help: the page
-        # is empty and `sources` says why.
-        if not results and any(
-            r.error and r.error.code != "upstream_rejected_query"
-            for r in ordered
-            if r.status == "error"
+                future.result()  # any other exception is a bug of ours: raise it
+                reports[name] = SourceReport(name, "ok", from_cache=future.result().from_cache)
+        return [reports[name] for name in request.sources]
+
+    def _finish(
+        self,
+        request: FeedRequest,
+        reports: list[SourceReport],
+        rows: list[ArchivedRow],
+        key: Hashable | None,
+    ) -> FeedPage:
+        """Cut the page from the archive's rows and count each provider's articles in it."""
+        # Nothing to show and something may come back soon: a 503 worth retrying. When
+        # every failure is one retrying cannot help (an upstream refusing the query itself,
+        # a budget spent for hours), the page is empty and `sources` says why.
+        if (
+            not rows
+            and not any(r.status in ("ok", "stale") for r in reports)
+            and any(r.error and r.error.code not in LASTING_FAILURES for r in reports)
         ):
             raise Unavailable(
                 "No provider could deliver: "
-                + "; ".join(f"{r.name}: {r.error.code}" for r in ordered if r.error)
+                + "; ".join(f"{r.name}: {r.error.code}" for r in reports if r.error)
                 + ".",
-                retry_after_seconds=self._retry_after(ordered),
+                retry_after_seconds=self._retry_after(reports),
             )
-        merged = merge(results)
-        if gathering.position is not None:
-            after = (gathering.position.published_at, gathering.position.article_id)
-            merged = [item for item in merged if item.sort_key() < after]
-        page = merged[: request.limit]
+        items = [FeedItem.archived(row.id, row.data) for row in rows[: request.limit]]
         next_cursor = None
-        if len(merged) > request.limit:
-            last = page[-1]
+        if len(rows) > request.limit:
+            last = rows[request.limit - 1]
             next_cursor = self._cursors.encode(
-                request.fingerprint(), Position(last.article.published_at, last.id)
+                request.fingerprint(), Position(last.position, last.id)
             )
-        return FeedPage(page, overall_cache_status(ordered), next_cursor, ordered, key)
+        counts = Counter(item.article.source for item in items)
+        shown = [
+            r if r.status in ("skipped", "disabled") else replace(r, article_count=counts[r.name])
+            for r in reports
+        ]
+        return FeedPage(items, overall_cache_status(shown), next_cursor, shown, key)
 
     def _position(self, request: FeedRequest) -> Position | None:
         if request.cursor is None:
@@ -394,33 +477,33 @@ class Feed:
         except InvalidCursor as exc:
             raise InvalidInput(f"cursor: {exc}") from None
 
-    def _failed(
-        self,
-        name: ProviderName,
-        query: Query,
-        error: UpstreamError,
-        results: dict[str, Sequence[FeedItem]],
-    ) -> SourceReport:
-        """Serve an expired result for the query if one is kept, else report the error."""
-        cached = self._cache.get((name, query))
-        if cached is None:
+    def _failed(self, name: ProviderName, query: Query, error: UpstreamError) -> SourceReport:
+        """`stale` when an earlier refresh of the query is known (the archive holds what it
+        brought), else `error`; the archive answers either way."""
+        if self._cache.get((name, query)) is None:
             return SourceReport(name, "error", error=error)
         self._metrics.cache_stale.inc()
-        results[name] = cached.value
-        return SourceReport(name, "stale", len(cached.value), error=error, from_cache=True)
+        return SourceReport(name, "stale", error=error, from_cache=True)
 
-    def _flight(self, provider: Provider, query: Query) -> Delivered:
+    def _flight(self, provider: Provider, request: FeedRequest, caller: Caller | None) -> Delivered:
         """Runs on a worker thread, once per (provider, query) and process at a time."""
         if self._shared is not None:
             try:
-                return self._shared_flight(self._shared, provider, query)
+                return self._shared_flight(self._shared, provider, request, caller)
             except RedisDown:
                 pass  # as without Redis
-        return Delivered(self._fetch(provider, query))
+        return Delivered(self._fetch(provider, request, caller))
 
-    def _shared_flight(self, shared: SharedResults, provider: Provider, query: Query) -> Delivered:
+    def _shared_flight(
+        self,
+        shared: SharedResults,
+        provider: Provider,
+        request: FeedRequest,
+        caller: Caller | None,
+    ) -> Delivered:
         """Redis's result, else this instance's fetch under the query's lock, else the
         result of the instance holding it. Raises RedisDown before fetching anything."""
+        query = request.query
         key = _shared_key(provider.name, query)
         deadline = time.monotonic() + self._timeout + HANDOVER_GRACE_SECONDS
         waiting_since = time.time()  # wall clock, as the failures other instances keep
@@ -431,7 +514,7 @@ class Feed:
                 stored_at, payload = found
                 seen = stored_at
                 items = tuple(FeedItem.from_json(data) for data in payload.split(b"\n") if data)
-                # Stale or fresh, a local copy: a stale one still serves if the fetch fails.
+                # Stale or fresh, a local copy: it marks the query as refreshed here too.
                 self._cache.put((provider.name, query), items, stored_at)
                 copy = self._cache.get((provider.name, query))
                 if copy is not None and copy.fresh:
@@ -443,7 +526,7 @@ class Feed:
             lock = shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
             if lock is not None:
                 try:
-                    return Delivered(self._fetch(provider, query))
+                    return Delivered(self._fetch(provider, request, caller))
                 except UpstreamError as exc:
                     with contextlib.suppress(RedisDown):  # then the waiters fetch themselves
                         shared.fail(key, exc)
@@ -457,17 +540,42 @@ class Feed:
             first_look = False
             time.sleep(SHARED_POLL_SECONDS)
 
-    def _fetch(self, provider: Provider, query: Query) -> tuple[FeedItem, ...]:
-        """Runs on a worker thread, once per (provider, query) at a time."""
+    def _fetch(
+        self, provider: Provider, request: FeedRequest, caller: Caller | None
+    ) -> tuple[FeedItem, ...]:
+        """Runs on a worker thread, once per (provider, query) at a time: one upstream call
+        per text the upstream needs, each paid from the budget first."""
+        query = request.query
         cached = self._cache.get((provider.name, query))
         if cached is not None and cached.fresh:
             return cached.value  # another flight filled it while this one was queued
+        articles: dict[str, Article] = {}
+        for upstream_query in upstream_queries(provider.name, query, request.match):
+            for article in self._call(provider, upstream_query, caller):
+                articles.setdefault(article.url, article)
+        items = self.save(list(articles.values()))
+        stored_at = self._cache.put((provider.name, query), items)
+        if self._shared is not None:
+            # One item's JSON a line (json.dumps escapes newlines): read back without parsing
+            # the whole list or serialising each item again.
+            payload = b"\n".join(item.json for item in items)
+            # Unshared while Redis is down: this instance has it, the others fetch it.
+            with contextlib.suppress(RedisDown):
+                self._shared.put(_shared_key(provider.name, query), stored_at, payload)
+        return items
+
+    def _call(self, provider: Provider, query: Query, caller: Caller | None) -> list[Article]:
+        """Upstream calls on demand, if the breaker allows them, each paid from `caller`'s
+        share of the budget first."""
         self._health.admit(provider.name)  # an open breaker or a cool-down fails fast
         calls = self._metrics.upstream_calls
         try:
-            articles = provider.fetch(query, self._timeout)
+            articles = provider.fetch(query, self._timeout, self._payer(provider.name, caller))
         except UpstreamError as exc:
             calls.labels(provider.name, exc.code).inc()
+            if exc.code == SPENT:  # not the upstream's failure: its health stays as it was
+                log.info("provider %s not called: %s", provider.name, exc.message)
+                raise
             self._health.failed(provider.name, exc)
             # Expected: one line, no traceback. The message never holds a key or a URL.
             log.warning("provider %s failed: %s (%s)", provider.name, exc.code, exc.message)
@@ -481,21 +589,37 @@ class Feed:
             )
             self._health.failed(provider.name, error)
             raise error from None
+        calls.labels(provider.name, "ok").inc()
+        self._health.succeeded(provider.name)
+        return articles
+
+    def _payer(self, name: ProviderName, caller: Caller | None) -> BeforeCall:
+        """What pays each call of this refresh from `caller`'s share of the budget. A budget
+        that allows the next call within the request's time (`1/second`) is waited for:
+        a short wait serves the client better than a refusal."""
+        budgets = self._budgets
+        deadline = time.monotonic() + self._timeout
+
+        def pay() -> None:
+            while True:
+                try:
+                    budgets.take(name, "demand", caller)
+                    return
+                except UpstreamError as exc:
+                    wait = exc.retry_after
+                    if exc.code != SPENT or wait is None or time.monotonic() + wait >= deadline:
+                        raise
+                    time.sleep(wait)
+
+        return pay
+
+    def save(self, articles: Sequence[Article]) -> tuple[FeedItem, ...]:
+        """Keep `articles` in the archive (a story seen again keeps its id); their items."""
         ids = self._store.save_articles(
             (a.url, PROVIDER_PRIORITY.index(a.source), article_fields(a)) for a in articles
         )
-        items = tuple(FeedItem.of(i, a) for i, a in zip(ids, articles, strict=True))
-        stored_at = self._cache.put((provider.name, query), items)
-        if self._shared is not None:
-            # One item's JSON a line (json.dumps escapes newlines): read back without parsing
-            # the whole list or serialising each item again.
-            payload = b"\n".join(item.json for item in items)
-            # Unshared while Redis is down: this instance has it, the others fetch it.
-            with contextlib.suppress(RedisDown):
-                self._shared.put(_shared_key(provider.name, query), stored_at, payload)
-        calls.labels(provider.name, "ok").inc()
-        self._health.succeeded(provider.name)
-        return items
+        self._generation += 1
+        return tuple(FeedItem.of(i, a) for i, a in zip(ids, articles, strict=True))
 
     def _retry_after(self, reports: Sequence[SourceReport]) -> int:
         hints = [r.error.retry_after for r in reports if r.error and r.error.retry_after]

@@ -101,6 +101,26 @@ class Metrics:
         self.cache_hits = cache_lookups.labels("hit")
         self.cache_misses = cache_lookups.labels("miss")
         self.cache_stale = cache_lookups.labels("stale")
+        # The harvester (newsagg.harvest): each provider's runs, what they added, what
+        # they cost in upstream calls.
+        self.harvest_runs = Counter(
+            "newsagg_harvest_runs",
+            "Harvest runs, by provider and outcome (ok, partial or an error code).",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.harvest_added = Counter(
+            "newsagg_harvest_articles_added",
+            "Articles the harvester added to the archive, by provider.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.harvest_calls = Counter(
+            "newsagg_harvest_upstream_calls",
+            "Upstream calls the harvester made (paid from its budget), by provider.",
+            ["provider"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         if self._multiprocess_dir:

@@ -6,9 +6,12 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 
+from newsagg.budget import Budgets
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
+from newsagg.harvest import Harvester, HarvestView
+from newsagg.harvest.schedule import budget_pace, paces
 from newsagg.key_cache import SharedKeyCache, file_key_cache_for, key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
@@ -18,11 +21,14 @@ from newsagg.settings import Settings
 from newsagg.shared import RedisLink, SharedResults
 from newsagg.singleflight import SingleFlight
 from newsagg.store import KeyRecord, Store, open_store
-from providers.base import Provider
+from providers.base import PROVIDER_NAMES, Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
 from providers.newsapi import NewsAPIProvider
 from simulator import Simulator
+
+# Demo mode: the simulator publishes a story this often, so the archive visibly grows.
+DEMO_TICKER_SECONDS = 20.0
 
 
 @dataclass
@@ -37,6 +43,8 @@ class Service:
     simulator: Simulator | None = None
     redis: RedisLink | None = None
     key_cache: SharedKeyCache | None = None
+    budgets: Budgets | None = None
+    harvester: Harvester | None = None
 
     async def count_request(self, key: KeyRecord) -> Standing:
         """Count one request of `key` if its hourly limit allows; its standing after that
@@ -63,6 +71,8 @@ class Service:
             await self.redis.disconnect()
 
     def close(self) -> None:
+        if self.harvester is not None:
+            self.harvester.stop()  # before the store and the simulator it uses
         if self.simulator is not None:
             self.simulator.stop()
         if self.key_cache is not None:
@@ -90,7 +100,7 @@ def pointed_at(settings: Settings, simulator: Simulator) -> Settings:
 
 def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
     """Start the upstream simulator and point every provider at it (demo mode)."""
-    simulator = Simulator()
+    simulator = Simulator(ticker_seconds=DEMO_TICKER_SECONDS)
     simulator.start()
     return pointed_at(settings, simulator), simulator
 
@@ -122,9 +132,17 @@ def build_service(settings: Settings) -> Service:
         shared=redis and SharedHealth(redis),
     )
     metrics = Metrics()
+    budgets = Budgets.from_settings(settings, store)
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
+    # Demo mode (a simulator of our own) harvests in seconds; budgets still apply.
+    harvest_paces = paces(
+        {name: budget_pace(budgets.limits(name)) for name in PROVIDER_NAMES},
+        demo=simulator is not None,
+    )
+    view = HarvestView(store, harvest_paces)
+    providers = make_providers(settings)
     feed = Feed(
-        providers=make_providers(settings),
+        providers=providers,
         store=store,
         cache=ResultCache[tuple[FeedItem, ...]](
             settings.cache_ttl, settings.cache_max_stale, clock=clock
@@ -135,10 +153,36 @@ def build_service(settings: Settings) -> Service:
         single_flight=SingleFlight(new_executor()),
         metrics=metrics,
         shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
+        budgets=budgets,
+        covered=view.covered,
+    )
+    # Built always (its view answers /sources); its thread runs only when the app starts
+    # it (NEWSAGG_HARVEST), and its rounds only while it holds the lead.
+    harvester = Harvester(
+        providers,
+        store,
+        budgets,
+        feed.save,
+        metrics,
+        view,
+        harvest_paces,
+        timeout=settings.upstream_timeout,
+        archive_days=settings.archive_days,
     )
     limiter = choose(settings, store, redis)
     if key_cache is not None:
         key_cache.start()
     return Service(
-        settings, store, keys, limiter, health, feed, metrics, simulator, redis, key_cache
+        settings,
+        store,
+        keys,
+        limiter,
+        health,
+        feed,
+        metrics,
+        simulator,
+        redis,
+        key_cache,
+        budgets,
+        harvester,
     )

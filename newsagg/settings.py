@@ -68,6 +68,46 @@ def _choice(*choices: str) -> Parse:
     return parse
 
 
+def _switch(name: str, raw: str) -> bool:
+    """`on` or `off` (also 1/0, true/false, yes/no, as `to_env` and people write them)."""
+    word = raw.strip().lower()
+    if word in ("on", "1", "true", "yes"):
+        return True
+    if word in ("off", "0", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, not {raw!r}")
+
+
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number from 0 to 1, not {raw!r}") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise SettingsError(f"{name} must be a number from 0 to 1, not {raw!r}")
+    return value
+
+
+def _quota(name: str, raw: str) -> str:
+    """Rates in the `limits` notation joined by `;` (`50/12 hours;100/day`), each at least
+    one call; kept as the text given, stripped (newsagg.budget parses it again)."""
+    import limits  # here, so that reading settings costs nothing more when budgets are unused
+
+    text = raw.strip()
+    try:
+        items = limits.parse_many(text)
+    except ValueError:
+        items = []
+    if not items:
+        raise SettingsError(
+            f"{name} must be rates like '50/12 hours;100/day' (amount/window joined by ';'),"
+            f" not {raw!r}"
+        )
+    if any(item.amount < 1 for item in items):
+        raise SettingsError(f"{name} must allow at least 1 call per window, not {raw!r}")
+    return text
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -168,6 +208,45 @@ class Settings:
         5.0,
         "seconds a provider may take in one request, retries included",
         _number(0.1),
+    )
+    newsapi_quota: str = setting(
+        "NEWSAGG_NEWSAPI_QUOTA",
+        "50/12 hours;100/day",
+        "NewsAPI's call budget: rates in the `limits` notation (`amount/window`), several joined"
+        " by `;`; newsagg never makes more calls than any of them allows in any moving window",
+        _quota,
+    )
+    guardian_quota: str = setting(
+        "NEWSAGG_GUARDIAN_QUOTA",
+        "1/second;500/day",
+        "the Guardian's call budget, in the same notation",
+        _quota,
+    )
+    hackernews_quota: str = setting(
+        "NEWSAGG_HACKERNEWS_QUOTA",
+        "10000/hour",
+        "Hacker News (Algolia)'s call budget, in the same notation",
+        _quota,
+    )
+    on_demand_share: float = setting(
+        "NEWSAGG_ON_DEMAND_SHARE",
+        0.2,
+        "the part (0-1) of each upstream budget kept for refreshes on demand (a client's"
+        " request); the rest belongs to the harvester. Each API key may spend at most 10 %"
+        " (basic), 25 % (premium) or 100 % (unlimited) of that part",
+        _fraction,
+    )
+    harvest: bool = setting(
+        "NEWSAGG_HARVEST",
+        True,
+        "`on` or `off`: the background harvester inside `newsagg serve`",
+        _switch,
+    )
+    archive_days: int = setting(
+        "NEWSAGG_ARCHIVE_DAYS",
+        90,
+        "days an article is kept in the archive (`0`: every article forever)",
+        _whole(0, 36_500),
     )
     rate_limit_basic: int | None = setting(
         "NEWSAGG_RATE_LIMIT_BASIC",

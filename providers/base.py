@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, get_args
@@ -63,7 +64,36 @@ ERROR_CODES = (
     "upstream_bad_response",  # not JSON, or JSON of the wrong shape
     "circuit_open",  # not called: it failed too often lately (see newsagg.provider_health)
     "upstream_rejected_query",  # the upstream refused this query's parameters (400 and alike)
+    # not called: newsagg's own budget of calls to this upstream is spent for now (or cannot
+    # be checked, the database being unreachable); see newsagg.budget
+    "upstream_budget_spent",
 )
+
+
+# Called before each HTTP request to an upstream, retries included: the core pays the
+# upstream budget there, and raises UpstreamError to stop a call the budget does not allow.
+BeforeCall = Callable[[], None]
+
+
+def no_charge() -> None:
+    """A BeforeCall for calls nobody pays for (tests, tools)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HarvestCursor:
+    """Where a harvest sweep goes on: a page (0 first) of the stories published before
+    `until` (None: up to now), newest first."""
+
+    page: int = 0
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HarvestPage:
+    """One page of a harvest sweep, and where the next one is (None: this was the last)."""
+
+    articles: list[Article]
+    next: HarvestCursor | None = None
 
 
 class Provider(Protocol):
@@ -81,6 +111,30 @@ class Provider(Protocol):
         """Whether this provider has anything to say about the query's category."""
         ...
 
-    def fetch(self, query: Query, timeout: float) -> list[Article]:
-        """Fetch and normalize; raise UpstreamError. Must return within `timeout` seconds."""
+    def fetch(
+        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
+    ) -> list[Article]:
+        """Fetch and normalize; raise UpstreamError. Must return within `timeout` seconds.
+        `before_call()` runs before every HTTP request made."""
+        ...
+
+
+class Harvestable(Protocol):
+    """A provider the harvester can sweep: what was published since a moment, page by page
+    (HN, the Guardian), or the top headlines of a category (NewsAPI: `since` unused)."""
+
+    name: ProviderName
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def harvest_page(
+        self,
+        since: datetime | None,
+        cursor: HarvestCursor,
+        timeout: float,
+        before_call: BeforeCall = no_charge,
+        category: Category | None = None,
+    ) -> HarvestPage:
+        """Raise UpstreamError like `fetch`; `before_call()` runs before every request."""
         ...

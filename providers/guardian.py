@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from providers.base import CATEGORIES, Article, Query, UpstreamError
+from providers.base import (
+    CATEGORIES,
+    Article,
+    BeforeCall,
+    Category,
+    HarvestCursor,
+    HarvestPage,
+    Query,
+    UpstreamError,
+    no_charge,
+)
 from providers.http import HTTPProvider, status_error
 from providers.text import (
     canonical_url,
@@ -16,7 +27,8 @@ from providers.text import (
 
 NAME = "guardian"
 PUBLISHER = "The Guardian"
-PAGE_SIZE = 50  # the Guardian's maximum
+PAGE_SIZE = 50
+HARVEST_PAGE_SIZE = 200  # the Guardian's maximum page-size
 
 SECTION_CATEGORY = {
     "technology": "technology",
@@ -92,16 +104,32 @@ class GuardianProvider(HTTPProvider):
     name = NAME
     categories = frozenset(CATEGORIES)
 
-    def fetch(self, query: Query, timeout: float) -> list[Article]:
-        """Raises UpstreamError for gateway errors and in-envelope errors alike."""
+    def _search(
+        self, params: dict[str, Any], timeout: float, before_call: BeforeCall
+    ) -> dict[str, Any]:
+        """The answer's `response` envelope; raises UpstreamError for gateway errors and
+        in-envelope errors alike."""
         # The Guardian only takes its key as a query parameter: UpstreamClient never puts a
         # URL into a message, so it stays out of errors and logs.
-        params: dict[str, Any] = {
+        params = {
             "api-key": self._api_key or "",
             "order-by": "newest",
-            "page-size": PAGE_SIZE,
             "show-fields": "trailText,byline,thumbnail",
+            **params,
         }
+        reply = self._client.get_json("/search", params, {}, timeout, before_call)
+        envelope = reply.payload.get("response") if isinstance(reply.payload, dict) else None
+        in_envelope = isinstance(envelope, dict) and envelope.get("status") == "error"
+        if reply.status != 200 or in_envelope:
+            # Its message can quote our parameters: say only where the error was.
+            raise status_error(NAME, reply, "error" if in_envelope else None)
+        return reply.payload
+
+    def fetch(
+        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
+    ) -> list[Article]:
+        """Raises UpstreamError for gateway errors and in-envelope errors alike."""
+        params: dict[str, Any] = {"page-size": PAGE_SIZE}
         if query.q:
             params["q"] = query.q
         if query.category and (sections := sections_for(query.category)):
@@ -110,13 +138,39 @@ class GuardianProvider(HTTPProvider):
             params["from-date"] = query.published_from.date().isoformat()
         if query.published_to:
             params["to-date"] = query.published_to.date().isoformat()
-        reply = self._client.get_json("/search", params, {}, timeout)
-        envelope = reply.payload.get("response") if isinstance(reply.payload, dict) else None
-        in_envelope = isinstance(envelope, dict) and envelope.get("status") == "error"
-        if reply.status != 200 or in_envelope:
-            # Its message can quote our parameters: say only where the error was.
-            raise status_error(NAME, reply, "error" if in_envelope else None)
-        articles = normalize(reply.payload)
+        articles = normalize(self._search(params, timeout, before_call))
         if query.category:
             articles = [a for a in articles if a.category == query.category]
         return window_filter(articles, query)
+
+    def harvest_page(
+        self,
+        since: datetime | None,
+        cursor: HarvestCursor,
+        timeout: float,
+        before_call: BeforeCall = no_charge,
+        category: Category | None = None,
+    ) -> HarvestPage:
+        """Everything published at or after `since` (to `cursor.until`), newest first, in
+        every section; `category` is unused (each story is categorised by its section)."""
+        params: dict[str, Any] = {"page-size": HARVEST_PAGE_SIZE, "page": cursor.page + 1}
+        if since is not None:
+            params["from-date"] = _timestamp(since)
+        if cursor.until is not None:
+            params["to-date"] = _timestamp(cursor.until)
+        payload = self._search(params, timeout, before_call)
+        articles = [
+            a
+            for a in normalize(payload)
+            if (since is None or a.published_at >= since)
+            and (cursor.until is None or a.published_at <= cursor.until)
+        ]
+        pages = payload["response"].get("pages")
+        if isinstance(pages, int) and cursor.page + 1 < pages:
+            return HarvestPage(articles, HarvestCursor(cursor.page + 1, cursor.until))
+        return HarvestPage(articles)
+
+
+def _timestamp(moment: datetime) -> str:
+    """A from-date/to-date to the second: the Guardian takes ISO 8601 date-times too."""
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"

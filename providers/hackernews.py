@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from providers.base import Article, Query, UpstreamError
+from providers.base import (
+    Article,
+    BeforeCall,
+    Category,
+    HarvestCursor,
+    HarvestPage,
+    Query,
+    UpstreamError,
+    no_charge,
+)
 from providers.http import HTTPProvider, status_error
 from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
 
@@ -13,6 +22,10 @@ NAME = "hackernews"
 PUBLISHER = "Hacker News"
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
 HITS_PER_PAGE = 100
+# Algolia serves at most this many hits of one query: a sweep past them asks again for
+# the stories older than the oldest it has (slicing by created_at_i).
+HITS_PER_QUERY = 1000
+HARVEST_HITS_PER_PAGE = 200
 
 
 def _published(hit: dict[str, Any]) -> datetime:
@@ -70,7 +83,9 @@ class HackerNewsProvider(HTTPProvider):
         """Always: Algolia's HN search needs no key."""
         return True
 
-    def fetch(self, query: Query, timeout: float) -> list[Article]:
+    def fetch(
+        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
+    ) -> list[Article]:
         """Raises UpstreamError; a page past the end is an empty list, not an error."""
         params: dict[str, Any] = {
             "tags": "story",
@@ -84,7 +99,46 @@ class HackerNewsProvider(HTTPProvider):
             bounds.append(f"created_at_i<={int(query.published_to.timestamp())}")
         if bounds:
             params["numericFilters"] = ",".join(bounds)
-        reply = self._client.get_json("/api/v1/search_by_date", params, {}, timeout)
+        reply = self._client.get_json("/api/v1/search_by_date", params, {}, timeout, before_call)
         if reply.status != 200:
             raise status_error(NAME, reply)
         return window_filter(normalize(reply.payload, query.category or "technology"), query)
+
+    def harvest_page(
+        self,
+        since: datetime | None,
+        cursor: HarvestCursor,
+        timeout: float,
+        before_call: BeforeCall = no_charge,
+        category: Category | None = None,
+    ) -> HarvestPage:
+        """Stories created at or after `since` (and at or before `cursor.until`), newest
+        first; `category` is unused (HN stories are technology news here)."""
+        bounds = []
+        if since is not None:
+            bounds.append(f"created_at_i>={int(since.timestamp())}")
+        if cursor.until is not None:
+            bounds.append(f"created_at_i<={int(cursor.until.timestamp())}")
+        params: dict[str, Any] = {
+            "tags": "story",
+            "query": "",
+            "hitsPerPage": HARVEST_HITS_PER_PAGE,
+            "page": cursor.page,
+        }
+        if bounds:
+            params["numericFilters"] = ",".join(bounds)
+        reply = self._client.get_json("/api/v1/search_by_date", params, {}, timeout, before_call)
+        if reply.status != 200:
+            raise status_error(NAME, reply)
+        articles = normalize(reply.payload, "technology")
+        hits = reply.payload.get("hits", [])
+        if len(hits) < HARVEST_HITS_PER_PAGE or not articles:
+            return HarvestPage(articles)
+        if (cursor.page + 2) * HARVEST_HITS_PER_PAGE <= HITS_PER_QUERY:
+            return HarvestPage(articles, HarvestCursor(cursor.page + 1, cursor.until))
+        # The next page would pass Algolia's 1000 hits: start over below the oldest story
+        # seen (inclusive, so its second's other stories are not lost; dedupe is by URL).
+        oldest = min(article.published_at for article in articles)
+        if cursor.until is not None and oldest >= cursor.until:
+            oldest = cursor.until - timedelta(seconds=1)  # a second of 1000+ stories: move on
+        return HarvestPage(articles, HarvestCursor(0, oldest))

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from providers.base import Query, UpstreamError
+from providers.base import BeforeCall, Query, UpstreamError, no_charge
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 CONNECT_TIMEOUT_CAP = 3.05
@@ -73,16 +73,23 @@ class UpstreamClient:
         self.session.headers["User-Agent"] = "newsagg/1"
 
     def get_json(
-        self, path: str, params: dict[str, Any], headers: dict[str, str], timeout: float
+        self,
+        path: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        timeout: float,
+        before_call: BeforeCall = no_charge,
     ) -> Reply:
         """GET and decode JSON, whatever the status; retries 502/503/504 and connection
-        errors with jittered exponential backoff, all within `timeout` seconds in total."""
+        errors with jittered exponential backoff, all within `timeout` seconds in total.
+        `before_call()` runs before each attempt (each is a call the upstream counts)."""
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout(timeout)
+            before_call()
             try:
                 reply = self._attempt(path, params, headers, deadline)
             except requests.Timeout:

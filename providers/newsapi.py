@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from providers.base import CATEGORIES, Article, Query, UpstreamError
+from providers.base import (
+    CATEGORIES,
+    Article,
+    BeforeCall,
+    Category,
+    HarvestCursor,
+    HarvestPage,
+    Query,
+    UpstreamError,
+    no_charge,
+)
 from providers.http import HTTPProvider, status_error
 from providers.text import (
     canonical_url,
@@ -112,14 +122,44 @@ class NewsAPIProvider(HTTPProvider):
             params["to"] = _whole_second(query.published_to, up=True)
         return "/v2/everything", params, "general"
 
-    def fetch(self, query: Query, timeout: float) -> list[Article]:
+    def fetch(
+        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
+    ) -> list[Article]:
         """Raises UpstreamError; never quotes NewsAPI's message text."""
         path, params, category = self._request(query)
+        return window_filter(self._get(path, params, category, timeout, before_call), query)
+
+    def harvest_page(
+        self,
+        since: datetime | None,
+        cursor: HarvestCursor,
+        timeout: float,
+        before_call: BeforeCall = no_charge,
+        category: Category | None = None,
+    ) -> HarvestPage:
+        """The US top headlines of `category` (None: of no category), one page: the free
+        plan serves 100 results a query, one page. top-headlines takes no time bounds, so
+        `since` and the cursor are unused."""
+        params: dict[str, Any] = {"country": "us", "pageSize": PAGE_SIZE}
+        if category:
+            params["category"] = category
+        path = "/v2/top-headlines"
+        return HarvestPage(self._get(path, params, category or "general", timeout, before_call))
+
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        category: str,
+        timeout: float,
+        before_call: BeforeCall,
+    ) -> list[Article]:
         # The key goes in a header: as the apiKey parameter it would leak into URLs and logs.
-        reply = self._client.get_json(path, params, {"X-Api-Key": self._api_key or ""}, timeout)
+        headers = {"X-Api-Key": self._api_key or ""}
+        reply = self._client.get_json(path, params, headers, timeout, before_call)
         payload = reply.payload if isinstance(reply.payload, dict) else {}
         if reply.status != 200 or payload.get("status") == "error":
             code = payload.get("code") if isinstance(payload.get("code"), str) else None
             # Never echo NewsAPI's message: for apiKeyInvalid it quotes the key.
             raise status_error(NAME, reply, code, QUERY_REJECTIONS)
-        return window_filter(normalize(reply.payload, category), query)
+        return normalize(reply.payload, category)

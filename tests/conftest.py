@@ -35,6 +35,7 @@ from throwaway import NoServer
 from edge.app import create_app
 from newsagg.service import Service, build_service, pointed_at
 from newsagg.settings import Settings
+from providers.base import PROVIDER_NAMES
 from simulator import Simulator
 
 
@@ -142,11 +143,21 @@ def _clean_simulator(simulator: Simulator) -> Iterator[None]:
     simulator.clear_faults()
 
 
+UNBUDGETED = "1000000/second"
+
+
 @pytest.fixture
 def settings(tmp_path, simulator: Simulator) -> Settings:
-    """Every provider pointed at the simulator; a short upstream budget keeps fault tests quick."""
+    """Every provider pointed at the simulator; a short upstream budget keeps fault tests quick.
+    Upstream call budgets wide open and no harvester: tests of those set their own."""
     return pointed_at(
-        Settings(database=str(tmp_path / "newsagg.sqlite3"), upstream_timeout=1.0), simulator
+        Settings(
+            database=str(tmp_path / "newsagg.sqlite3"),
+            upstream_timeout=1.0,
+            harvest=False,
+            **{f"{name}_quota": UNBUDGETED for name in PROVIDER_NAMES},
+        ),
+        simulator,
     )
 
 

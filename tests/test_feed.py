@@ -16,18 +16,36 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from newsagg.budget import Budgets, Caller
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.errors import InvalidInput, Unavailable
-from newsagg.feed import Feed, FeedItem, FeedPage, FeedRequest, SourceReport
+from newsagg.feed import (
+    Coverage,
+    Feed,
+    FeedItem,
+    FeedPage,
+    FeedRequest,
+    SourceReport,
+    never_covered,
+)
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
 from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
 from newsagg.store import Store, open_store
-from providers.base import CATEGORIES, PROVIDER_NAMES, Article, Query, UpstreamError
+from providers.base import (
+    CATEGORIES,
+    PROVIDER_NAMES,
+    Article,
+    BeforeCall,
+    Query,
+    UpstreamError,
+    no_charge,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+UNBUDGETED = dict.fromkeys(PROVIDER_NAMES, "1000000/second")
 
 
 class FakeClock:
@@ -68,7 +86,10 @@ class FakeProvider:
     def serves(self, query: Query) -> bool:
         return query.category is None or query.category in self.categories
 
-    def fetch(self, query: Query, timeout: float) -> list[Article]:
+    def fetch(
+        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
+    ) -> list[Article]:
+        before_call()
         self.calls += 1
         if self.error is not None:
             raise self.error
@@ -82,8 +103,9 @@ class Rig:
     clock: FakeClock
     health: ProviderHealth
 
-    def page(self, **request: object) -> FeedPage:
-        return asyncio.run(self.feed.page(FeedRequest.parse(**request)))  # type: ignore[arg-type]
+    def page(self, caller: Caller | None = None, **request: object) -> FeedPage:
+        parsed = FeedRequest.parse(**request)  # type: ignore[arg-type]
+        return asyncio.run(self.feed.page(parsed, caller))
 
 
 def report(page: FeedPage, name: str) -> SourceReport:
@@ -94,7 +116,13 @@ def report(page: FeedPage, name: str) -> SourceReport:
 def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
     made: list[tuple[Store, ThreadPoolExecutor]] = []
 
-    def make(*providers: FakeProvider, ttl: float = 60, max_stale: float = 600) -> Rig:
+    def make(
+        *providers: FakeProvider,
+        ttl: float = 60,
+        max_stale: float = 600,
+        quotas: dict[str, str] | None = None,
+        covered: Coverage = never_covered,
+    ) -> Rig:
         given = {p.name for p in providers}
         providers += tuple(FakeProvider(n, enabled=False) for n in PROVIDER_NAMES if n not in given)
         clock = FakeClock()
@@ -111,6 +139,8 @@ def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
             timeout=1.0,
             single_flight=SingleFlight(executor),
             metrics=Metrics(),
+            budgets=Budgets(store, quotas or UNBUDGETED, on_demand_share=0.2),  # type: ignore[arg-type]
+            covered=covered,
         )
         return Rig(feed, {p.name: p for p in providers}, clock, health)
 
@@ -131,7 +161,8 @@ def test_a_story_carried_twice_keeps_the_record_nearest_its_source(rig):
     by_url = {item.article.url: item for item in page.items}
     assert len(page.items) == 2
     assert by_url[shared].article.source == "guardian"
-    assert [s.article_count for s in page.sources] == [2, 1, 1]
+    # Each provider's articles in this page: the shared story counts for the Guardian.
+    assert [s.article_count for s in page.sources] == [1, 1, 0]
 
 
 def test_newest_first_and_pages_walk_the_whole_feed_without_repeats(rig):
@@ -209,7 +240,7 @@ def test_a_disabled_or_skipped_provider_does_not_make_the_feed_fail(rig):
     )
     page = r.page(category="sports")
     assert [s.status for s in page.sources] == ["disabled", "disabled", "skipped"]
-    assert page.items == [] and page.cache_status == "miss"
+    assert page.items == [] and page.cache_status == "hit"  # nothing needed fetching
 
 
 def test_an_open_breaker_stops_calls_until_one_probe_goes_through(rig):
@@ -248,3 +279,67 @@ def test_a_query_every_provider_refuses_is_an_empty_page_not_a_503(rig):
     r.providers["guardian"].error = UpstreamError("upstream_timeout", "late")
     with pytest.raises(Unavailable):
         r.page(q="y")  # one provider may answer later: that is worth a retry
+
+
+def test_a_story_fetched_once_is_found_by_a_later_search_while_every_upstream_fails(rig):
+    r = rig(
+        FakeProvider("newsapi", [story("newsapi", 1), story("newsapi", 2)]),
+        FakeProvider("hackernews", [story("hackernews", 3)]),
+    )
+    r.page(category="technology")
+    for provider in r.providers.values():
+        provider.error = UpstreamError("upstream_unreachable", "down")
+    page = r.page(q="story 2")  # never asked before: the archive answers it
+    assert [i.article.title for i in page.items] == ["newsapi story 2"]
+    assert page.cache_status == "stale"
+    assert {s.status for s in page.sources if s.name != "guardian"} == {"error"}
+
+
+def test_every_filter_applies_to_the_whole_archive_not_to_one_answer(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", n) for n in range(1, 5)]))
+    r.page(q="story")
+    r.providers["newsapi"].articles = [story("newsapi", n) for n in range(5, 7)]
+    page = r.page(q="story 2 OR story 6")  # one was fetched earlier, one now
+    assert [i.article.title for i in page.items] == ["newsapi story 2", "newsapi story 6"]
+
+
+def test_relevance_needs_q_and_ranks_the_best_match_first(rig):
+    with pytest.raises(InvalidInput, match="sort: relevance needs q"):
+        FeedRequest.parse(sort="relevance")
+    with pytest.raises(InvalidInput, match="q: unclosed quote at character 1"):
+        FeedRequest.parse(q='"climate')
+    r = rig(FakeProvider("newsapi", [story("newsapi", n) for n in range(1, 4)]))
+    by_date = r.page(q="story 2 OR story")
+    by_relevance = r.page(q="story 2 OR story", sort="relevance")
+    assert sorted(i.id for i in by_relevance.items) == sorted(i.id for i in by_date.items)
+    assert by_relevance.items[0].article.title == "newsapi story 2"  # it matches both
+
+
+def test_a_covered_query_makes_no_upstream_call(rig):
+    provider = FakeProvider("newsapi", [story("newsapi", 1)])
+    r = rig(provider, covered=lambda name, query: name == "newsapi")
+    page = r.page()
+    assert provider.calls == 0 and page.cache_status == "hit"
+    assert report(page, "newsapi").status == "ok"
+
+
+def test_a_spent_budget_makes_no_call_and_the_archive_still_answers(rig):
+    provider = FakeProvider("newsapi", [story("newsapi", n) for n in range(1, 4)])
+    r = rig(provider, quotas={"newsapi": "10/day", "guardian": "10/day", "hackernews": "10/day"})
+    basic = Caller(key_id=1, tier="basic")  # its part: 1 call of the 2 left for clients
+    r.page(basic, q="story")
+    page = r.page(basic, q="newsapi")  # another query: it needs a call the key cannot pay
+    assert provider.calls == 1
+    assert report(page, "newsapi").error.code == "upstream_budget_spent"
+    assert len(page.items) == 3 and page.cache_status == "stale"
+    assert r.health.breaker("newsapi").state == "closed"  # not the upstream's fault
+    r.page(Caller(key_id=2, tier="basic"), q="newsapi")  # another key has its own part
+    assert provider.calls == 2
+
+
+def test_a_cursor_stays_put_while_articles_arrive(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", n) for n in range(10, 16)]), ttl=0)
+    first = r.page(limit=3)
+    r.providers["newsapi"].articles = [story("newsapi", n) for n in range(1, 4)]  # newer ones
+    second = r.page(limit=3, cursor=first.next_cursor)
+    assert [i.article.title for i in second.items] == [f"newsapi story {n}" for n in (13, 14, 15)]

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 import redis
 import requests
-from conftest import fresh_database
+from conftest import UNBUDGETED, fresh_database
 from throwaway import free_port
 
 from edge.app import SPEC_PATH
+from providers.base import PROVIDER_NAMES
 from simulator import Fault, Simulator
 
 ADMIN_KEY = "nagg_live-fuzz-admin-key-0123456789abcdefghijklmnopq"
@@ -106,7 +107,7 @@ def _fuzzed_server(directory: Path, shared: dict[str, str]) -> LiveRun:
     """Start the server, fuzz it (every run, in an order the admin run cannot spoil), stop it."""
     port = free_port()
     log = directory / "server.log"
-    with Simulator() as upstreams:
+    with Simulator(newsapi_quota=None) as upstreams:  # budgets are open here, so no plan
         # The documented configuration, pointed at a simulator this test owns: unlike the one
         # `serve --demo` starts inside the server, this one takes faults from here.
         env = {
@@ -114,6 +115,9 @@ def _fuzzed_server(directory: Path, shared: dict[str, str]) -> LiveRun:
             "NEWSAGG_DATABASE": str(directory / "live.sqlite3"),
             "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
             "NEWSAGG_UPSTREAM_TIMEOUT": "2",
+            # The harvester runs (the default); budgets open, so that a fresh query meets
+            # the injected faults, not a spent budget (budgets are tested on their own).
+            **{f"NEWSAGG_{name.upper()}_QUOTA": UNBUDGETED for name in PROVIDER_NAMES},
             "NEWSAGG_NEWSAPI_URL": upstreams.base_url("newsapi"),
             "NEWSAGG_GUARDIAN_URL": upstreams.base_url("guardian"),
             "NEWSAGG_HACKERNEWS_URL": upstreams.base_url("hackernews"),
@@ -183,7 +187,9 @@ def _fuzz_with_faults(
         probe.update(
             requests.get(
                 f"{url}/articles",
-                params={"q": "a query nobody asked before"},
+                # Reaching back before what the harvester has taken: no harvest covers it,
+                # so every provider must be asked.
+                params={"q": "a query nobody asked before", "from": "2026-01-01T00:00:00Z"},
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=10,
             ).json()

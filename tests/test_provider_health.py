@@ -63,6 +63,7 @@ def test_every_error_code_is_decided():
         "upstream_rate_limited",  # its own cool-down
         "upstream_rejected_query",  # the query's problem
         "circuit_open",  # the breaker's own refusal
+        "upstream_budget_spent",  # newsagg's own refusal to spend: the upstream was not called
     }
     assert "upstream_auth_failed" in UNHEALTHY  # a bad key fails every client alike
 

@@ -132,6 +132,18 @@ def test_generated_source_model_admits_a_null_last_error(sdk):
         "retry_in_seconds": 0,
         "last_success_at": None,
         "last_error": None,
+        "budget": {
+            "limits": [
+                {
+                    "limit": "100/day",
+                    "amount": 100,
+                    "window_seconds": 86400,
+                    "used": 1,
+                    "remaining": 99,
+                }
+            ],
+            "next_call_at": None,
+        },
     }
     assert Source.from_dict(healthy).last_error is None
     failed = {

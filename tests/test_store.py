@@ -98,12 +98,28 @@ def _count(settings: Settings, table: str) -> int:
 # -- articles ----------------------------------------------------------------------------
 
 
+def record(**fields: object) -> dict[str, object]:
+    """An article's public fields, as the feed saves them; `fields` override the defaults."""
+    return {
+        "title": "A story",
+        "description": None,
+        "url": "https://example.org/",
+        "source": "newsapi",
+        "publisher": None,
+        "author": None,
+        "image_url": None,
+        "category": "general",
+        "published_at": "2026-11-25T08:00:00+00:00",
+        **fields,
+    }
+
+
 def test_the_same_url_keeps_its_id(stores):
     store = stores()
     a, b = "https://a.example/1", "https://b.example/2"
-    first = store.save_articles([(a, 1, {"t": "a"}), (b, 1, {})])
+    first = store.save_articles([(a, 1, record(title="a")), (b, 1, record())])
     assert len(set(first)) == 2
-    again = stores().save_articles([(b, 2, {}), (a, 0, {})])
+    again = stores().save_articles([(b, 2, record()), (a, 0, record())])
     assert again == first[::-1]  # in the caller's order, from another store instance too
     assert store.save_articles([]) == []
 
@@ -111,13 +127,13 @@ def test_the_same_url_keeps_its_id(stores):
 def test_the_stored_record_is_replaced_only_by_equal_or_better_rank(stores):
     store = stores()
     url = "https://example.org/story"
-    (article_id,) = store.save_articles([(url, 1, {"by": "newsapi"})])
-    assert store.save_articles([(url, 2, {"by": "hackernews"})]) == [article_id]
-    assert store.article(article_id) == {"by": "newsapi"}
-    store.save_articles([(url, 1, {"by": "newsapi, again"})])
-    assert store.article(article_id) == {"by": "newsapi, again"}
-    store.save_articles([(url, 0, {"by": "guardian"})])
-    assert store.article(article_id) == {"by": "guardian"}
+    (article_id,) = store.save_articles([(url, 1, record(title="newsapi"))])
+    assert store.save_articles([(url, 2, record(title="hackernews"))]) == [article_id]
+    assert store.article(article_id) == record(title="newsapi")
+    store.save_articles([(url, 1, record(title="newsapi, again"))])
+    assert store.article(article_id) == record(title="newsapi, again")
+    store.save_articles([(url, 0, record(title="guardian"))])
+    assert store.article(article_id) == record(title="guardian")
     assert store.article(article_id + 10_000) is None
 
 
@@ -125,18 +141,22 @@ def test_a_url_twice_in_one_batch_is_applied_in_order(stores):
     store = stores()
     url = "https://example.org/twice"
     other = "https://example.org/other"
-    ids = store.save_articles([(url, 1, {"v": 1}), (other, 1, {}), (url, 1, {"v": 2})])
+    ids = store.save_articles(
+        [(url, 1, record(title="1")), (other, 1, record()), (url, 1, record(title="2"))]
+    )
     assert ids[0] == ids[2] != ids[1]
-    assert store.article(ids[0]) == {"v": 2}
+    assert store.article(ids[0]) == record(title="2")
 
 
 def test_a_failed_batch_leaves_nothing_behind(stores, backend_settings):
     store = stores()
     too_big = 2**70  # no backend stores it: the batch fails after its first row
     with pytest.raises((OverflowError, psycopg.DataError)):
-        store.save_articles([("https://example.org/a", 1, {}), ("https://b.example/", too_big, {})])
+        store.save_articles(
+            [("https://example.org/a", 1, record()), ("https://b.example/", too_big, record())]
+        )
     assert _count(backend_settings, "articles") == 0
-    assert len(store.save_articles([("https://example.org/a", 1, {})])) == 1  # still usable
+    assert len(store.save_articles([("https://example.org/a", 1, record())])) == 1  # still usable
 
 
 CONCURRENT_SAVER = """
@@ -154,7 +174,10 @@ def work(seed):
     rng = random.Random(seed)
     for _ in range(batches):
         batch = [f"https://example.org/{n}" for n in rng.sample(range(urls), batch_size)]
-        ids = store.save_articles([(url, rng.randint(0, 2), {"url": url}) for url in batch])
+        ids = store.save_articles(
+            [(url, rng.randint(0, 2), {"url": url, "published_at": "2026-11-25T08:00:00+00:00"})
+             for url in batch]
+        )
         with lock:
             for url, article_id in zip(batch, ids):
                 if seen.setdefault(url, article_id) != article_id:
@@ -268,7 +291,11 @@ def test_migrations_are_idempotent(stores, backend_settings):
     assert store.schema_version() == 0
     assert store.migrate() == list(MIGRATIONS)
     tables = _tables(backend_settings)
-    assert tables == {"schema_version", "meta", "articles", "api_keys", "rate_limit_hits"}
+    expected = {"schema_version", "meta", "articles", "api_keys", "rate_limit_hits"}
+    expected |= {"upstream_calls", "harvest_state", "harvest_leases"}
+    if not backend_settings.database_url:  # FTS5 keeps its index in tables of its own
+        expected |= {f"articles_fts{part}" for part in ("", "_data", "_idx", "_docsize", "_config")}
+    assert tables == expected
     assert store.migrate() == []
     assert stores().migrate() == []
     assert _tables(backend_settings) == tables
@@ -327,7 +354,7 @@ def test_a_sqlite_file_from_before_migrations_is_adopted(tmp_path):
     with closing(open_store(Settings(database=str(path)))) as store:
         assert store.schema_version() == MIGRATIONS[-1].version
         assert store.secret("cursor_secret", lambda: "new") == "abc"
-        assert store.save_articles([("https://x.example/", 1, {})]) == [1]
+        assert store.save_articles([("https://x.example/", 1, record())]) == [1]
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:

@@ -28,15 +28,28 @@ DIALECTS: dict[str, dict[str, str]] = {
     },
 }
 
+# The article fields kept as columns besides the JSON (published_us: microseconds since
+# the epoch, UTC; added_us: when the archive first kept it, on the store's clock).
+TEXT_FIELDS = ("title", "description", "source", "publisher", "author", "image_url", "category")
+ARCHIVE_COLUMNS = (
+    *(f"{name} TEXT" for name in TEXT_FIELDS),
+    "published_us BIGINT",
+    "added_us BIGINT",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    # What only one dialect can say (full-text search), run after the shared statements.
+    sqlite: tuple[str, ...] = ()
+    postgres: tuple[str, ...] = ()
 
     def sql(self, dialect: str) -> list[str]:
-        return [statement.format(**DIALECTS[dialect]) for statement in self.statements]
+        own = self.sqlite if dialect == "sqlite" else self.postgres
+        return [statement.format(**DIALECTS[dialect]) for statement in self.statements + own]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -62,6 +75,89 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "CREATE TABLE rate_limit_hits (id {id}, key_id BIGINT NOT NULL, at_us BIGINT NOT NULL)",
             "CREATE INDEX rate_limit_hits_key_at ON rate_limit_hits (key_id, at_us)",
+        ),
+    ),
+    # The archive (newsagg.archive): an article's fields as columns, filled from the JSON
+    # of the rows already kept, and a full-text index of title and description. `data`
+    # stays: it is the article's public JSON, rendered once when it is saved.
+    Migration(
+        3,
+        "archive",
+        (
+            *(f"ALTER TABLE articles ADD COLUMN {column}" for column in ARCHIVE_COLUMNS),
+            "CREATE INDEX articles_published ON articles (published_us, id)",
+            "CREATE INDEX articles_category_published ON articles (category, published_us, id)",
+            "CREATE INDEX articles_added ON articles (added_us)",
+        ),
+        sqlite=(
+            "UPDATE articles SET "
+            + ", ".join(f"{name} = json_extract(data, '$.{name}')" for name in TEXT_FIELDS)
+            + ", published_us = 1000000 * CAST("
+            " strftime('%s', json_extract(data, '$.published_at')) AS INTEGER)"
+            ", added_us = 1000000 * CAST(strftime('%s', 'now') AS INTEGER)",
+            # External content: the index reads title and description from `articles`, and
+            # the triggers keep it in step with every write, upserts included.
+            "CREATE VIRTUAL TABLE articles_fts USING fts5(title, description,"
+            " content='articles', content_rowid='id',"
+            " tokenize='unicode61 remove_diacritics 0')",
+            "CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN"
+            " INSERT INTO articles_fts(rowid, title, description)"
+            " VALUES (new.id, new.title, new.description); END",
+            "CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN"
+            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
+            " VALUES ('delete', old.id, old.title, old.description); END",
+            "CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, description ON articles"
+            " BEGIN"
+            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
+            " VALUES ('delete', old.id, old.title, old.description);"
+            " INSERT INTO articles_fts(rowid, title, description)"
+            " VALUES (new.id, new.title, new.description); END",
+            "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
+        ),
+        postgres=(
+            "UPDATE articles SET "
+            + ", ".join(f"{name} = data::json->>'{name}'" for name in TEXT_FIELDS)
+            + ", published_us = (extract(epoch FROM (data::json->>'published_at')::timestamptz)"
+            " * 1000000)::bigint"
+            ", added_us = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+            # Rows saved from now on are indexed by the tokens newsagg.archive.query makes;
+            # these older ones by a close approximation of them.
+            "ALTER TABLE articles ADD COLUMN search tsvector",
+            "UPDATE articles SET search ="
+            " setweight(to_tsvector('simple', regexp_replace(lower(coalesce(title, '')),"
+            " '[^[:alnum:]]+', ' ', 'g')), 'A') ||"
+            " setweight(to_tsvector('simple', regexp_replace(lower(coalesce(description, '')),"
+            " '[^[:alnum:]]+', ' ', 'g')), 'B')",
+            "CREATE INDEX articles_search ON articles USING GIN (search)",
+        ),
+    ),
+    # Upstream call budgets (newsagg.budget): one row per upstream call made, its time in
+    # microseconds on the store's clock; kept for the longest window of its provider.
+    # key_id: the API key a call on demand was made for (NULL for the harvester).
+    Migration(
+        4,
+        "upstream budget ledger",
+        (
+            "CREATE TABLE upstream_calls (id {id}, provider TEXT NOT NULL,"
+            " purpose TEXT NOT NULL, key_id BIGINT, at_us BIGINT NOT NULL)",
+            "CREATE INDEX upstream_calls_provider_at ON upstream_calls (provider, at_us)",
+        ),
+    ),
+    # The harvester (newsagg.harvest): each provider's schedule and progress, times in
+    # microseconds since the epoch (categories: JSON, NewsAPI's category -> last harvested);
+    # and leases, so that one harvester runs across every process and instance (the expiry
+    # on the store's clock).
+    Migration(
+        5,
+        "harvest state and leases",
+        (
+            "CREATE TABLE harvest_state (provider TEXT PRIMARY KEY, high_water_us BIGINT,"
+            " covered_from_us BIGINT, last_run_us BIGINT, last_success_us BIGINT,"
+            " last_error_code TEXT, last_error_message TEXT, next_run_us BIGINT,"
+            " interval_ms BIGINT, failures INTEGER NOT NULL, category_cursor INTEGER NOT NULL,"
+            " categories TEXT NOT NULL, added_last INTEGER NOT NULL)",
+            "CREATE TABLE harvest_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+            " expires_us BIGINT NOT NULL)",
         ),
     ),
 )

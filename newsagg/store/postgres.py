@@ -16,23 +16,43 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import conninfo, errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from newsagg.archive.query import index_text
 from newsagg.errors import Unavailable
 from newsagg.settings import SettingsError
+from newsagg.store.archive import (
+    COLUMNS,
+    ArchivedRow,
+    ArchiveQuery,
+    column_values,
+    search_sql,
+    to_us,
+    upsert_set,
+)
 from newsagg.store.base import (
+    HARVEST_COLUMNS,
     KEY_COLUMNS,
+    BudgetCheck,
+    BudgetVerdict,
     DuplicateDigest,
+    HarvestState,
     KeyLookups,
     KeyRecord,
     Window,
+    count_budget,
+    harvest_state,
+    harvest_upsert,
     key_record,
+    lease_sql,
 )
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
@@ -55,6 +75,8 @@ MIGRATION_LOCK = 7_265_320_341
 # Likewise for the per-key locks of rate-limit windows: (this class, key id) in the
 # two-number lock space, which does not overlap the one-number space above.
 WINDOW_LOCK_CLASS = 72_653
+# And for the per-provider locks of upstream budgets: (this class, a number per provider).
+BUDGET_LOCK_CLASS = 72_654
 # The database server's clock in microseconds: one clock for every instance.
 NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
@@ -170,11 +192,21 @@ class PostgresStore(KeyLookups):
         ids: dict[str, int] = {}
         with self._transaction() as db, db.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO articles(url, rank, data) VALUES (%s, %s, %s) "
-                "ON CONFLICT (url) DO UPDATE SET rank = excluded.rank, data = excluded.data "
+                f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
+                " search, added_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " setweight(to_tsvector('simple', %s), 'A')"
+                f" || setweight(to_tsvector('simple', %s), 'B'), {NOW_US}) "
+                f"ON CONFLICT (url) DO UPDATE SET {upsert_set(('search',))} "
                 "WHERE excluded.rank <= articles.rank RETURNING id",
                 [
-                    (url, rank, json.dumps(data, separators=(",", ":")))
+                    (
+                        url,
+                        rank,
+                        json.dumps(data, separators=(",", ":")),
+                        *column_values(data),
+                        index_text(data.get("title")),
+                        index_text(data.get("description")),
+                    )
                     for url, rank, data in ordered
                 ],
                 returning=True,
@@ -195,6 +227,16 @@ class PostgresStore(KeyLookups):
     def article(self, article_id: int) -> dict[str, Any] | None:
         rows = self._read("SELECT data FROM articles WHERE id = %s", (article_id,))
         return json.loads(rows[0][0]) if rows else None
+
+    def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+        sql, params = search_sql(query, "postgres")
+        return [ArchivedRow(*row) for row in self._read(sql, tuple(params))]
+
+    def prune_articles(self, published_before: datetime) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM articles WHERE published_us < %s", (to_us(published_before),)
+            ).rowcount
 
     # -- API keys --------------------------------------------------------------------
 
@@ -263,3 +305,95 @@ class PostgresStore(KeyLookups):
                 "DELETE FROM rate_limit_hits WHERE id = %s AND key_id = %s", (int(entry), key_id)
             )
             return self._window(db, key_id, int(window_seconds * 1e6))
+
+    # -- upstream budgets --------------------------------------------------------------
+    # The ledger of upstream calls (newsagg.budget), shared by every instance, on the
+    # server's clock. A transaction-scoped lock per provider makes count-then-insert
+    # atomic, so instances never overspend an upstream's quota together.
+
+    def budget_take(
+        self,
+        provider: str,
+        purpose: str,
+        key_id: int | None,
+        checks: Sequence[BudgetCheck],
+        now_us: int | None = None,
+    ) -> BudgetVerdict:
+        with self._transaction() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (BUDGET_LOCK_CLASS, _lock(provider)))
+            # Read after the lock: the previous holder's call is committed and counted.
+            now = db.execute(f"SELECT {NOW_US}").fetchone()[0] if now_us is None else now_us
+            if checks:
+                longest = max(check.window_us for check in checks)
+                db.execute(
+                    "DELETE FROM upstream_calls WHERE provider = %s AND at_us <= %s",
+                    (provider, now - longest),
+                )
+            verdict = count_budget(
+                lambda sql, params: db.execute(sql, params).fetchall(),
+                "%s",
+                provider,
+                purpose,
+                key_id,
+                checks,
+                now,
+            )
+            if verdict.granted:
+                db.execute(
+                    "INSERT INTO upstream_calls(provider, purpose, key_id, at_us)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (provider, purpose, key_id, now),
+                )
+            return verdict
+
+    def budget_peek(
+        self,
+        provider: str,
+        purpose: str,
+        key_id: int | None,
+        checks: Sequence[BudgetCheck],
+        now_us: int | None = None,
+    ) -> BudgetVerdict:
+        with self._transaction() as db:
+            now = db.execute(f"SELECT {NOW_US}").fetchone()[0] if now_us is None else now_us
+            return count_budget(
+                lambda sql, params: db.execute(sql, params).fetchall(),
+                "%s",
+                provider,
+                purpose,
+                key_id,
+                checks,
+                now,
+            )
+
+    # -- harvest -----------------------------------------------------------------------
+    # The harvester's state and its lease (newsagg.harvest), the lease on the server's
+    # clock: the upsert locks the lease row, so two instances never both get it.
+
+    def harvest_states(self) -> dict[str, HarvestState]:
+        rows = self._read(f"SELECT {HARVEST_COLUMNS} FROM harvest_state")
+        return {row[0]: harvest_state(row) for row in rows}
+
+    def harvest_save(self, state: HarvestState) -> None:
+        sql, params = harvest_upsert("%s", state)
+        with self._transaction() as db:
+            db.execute(sql, params)
+
+    def lease_take(self, name: str, holder: str, seconds: float) -> bool:
+        with self._transaction() as db:
+            row = db.execute(
+                lease_sql("%s", NOW_US), (name, holder, round(seconds * 1e6))
+            ).fetchone()
+            return row is not None
+
+    def lease_release(self, name: str, holder: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM harvest_leases WHERE name = %s AND holder = %s", (name, holder))
+
+    def newest_article_id(self) -> int:
+        return self._read("SELECT COALESCE(MAX(id), 0) FROM articles")[0][0]
+
+
+def _lock(provider: str) -> int:
+    """The second number of a provider's budget lock: the same in every instance."""
+    return zlib.crc32(provider.encode()) % 2**31

@@ -13,19 +13,41 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
+from datetime import datetime
 from typing import Any
 
+from newsagg.store.archive import (
+    COLUMNS,
+    RANKED_WINDOW,
+    WINDOWS,
+    ArchivedRow,
+    ArchiveQuery,
+    column_values,
+    search_sql,
+    to_us,
+    upsert_set,
+)
 from newsagg.store.base import (
+    HARVEST_COLUMNS,
     KEY_COLUMNS,
+    BudgetCheck,
+    BudgetVerdict,
     DuplicateDigest,
+    HarvestState,
     KeyLookups,
     KeyRecord,
     Window,
+    count_budget,
+    harvest_state,
+    harvest_upsert,
     key_record,
+    lease_sql,
 )
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
 BUSY_TIMEOUT_SECONDS = 10.0
+# The wall clock in microseconds, in SQL (julianday has millisecond precision).
+SQLITE_NOW_US = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000000) AS INTEGER)"
 
 
 def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
@@ -129,10 +151,17 @@ class SqliteStore(KeyLookups):
             ids = []
             for url, rank, data in articles:
                 db.execute(
-                    "INSERT INTO articles(url, rank, data) VALUES (?, ?, ?) "
-                    "ON CONFLICT(url) DO UPDATE SET rank = excluded.rank, data = excluded.data "
+                    f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
+                    " added_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    f"ON CONFLICT(url) DO UPDATE SET {upsert_set()} "
                     "WHERE excluded.rank <= articles.rank",
-                    (url, rank, json.dumps(data, separators=(",", ":"))),
+                    (
+                        url,
+                        rank,
+                        json.dumps(data, separators=(",", ":")),
+                        *column_values(data),
+                        time.time_ns() // 1000,
+                    ),
                 )
                 ids.append(
                     db.execute("SELECT id FROM articles WHERE url = ?", (url,)).fetchone()[0]
@@ -146,6 +175,32 @@ class SqliteStore(KeyLookups):
             .fetchone()
         )
         return None if row is None else json.loads(row[0])
+
+    def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+        db = self._connection()
+        if query.match is not None and query.sort == "published":
+            # Newest first, a frequent word fills its page from the newest few articles:
+            # try those windows first (cheap when they fail), then collect every match.
+            for window in WINDOWS:
+                sql, params = search_sql(query, "sqlite", window)
+                rows = db.execute(sql, params).fetchall()
+                if len(rows) == query.limit:
+                    return [ArchivedRow(*row) for row in rows]
+                if not rows:  # not one in the newest few: a rare word, cheap to collect
+                    break
+        elif query.match is not None:  # by relevance: the best-scored matches first
+            sql, params = search_sql(query, "sqlite", max(RANKED_WINDOW, query.limit))
+            rows = db.execute(sql, params).fetchall()
+            if len(rows) == query.limit:
+                return [ArchivedRow(*row) for row in rows]
+        sql, params = search_sql(query, "sqlite")
+        return [ArchivedRow(*row) for row in db.execute(sql, params)]
+
+    def prune_articles(self, published_before: datetime) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM articles WHERE published_us < ?", (to_us(published_before),)
+            ).rowcount
 
     # -- API keys --------------------------------------------------------------------
 
@@ -219,3 +274,90 @@ class SqliteStore(KeyLookups):
             )
             now_us = time.time_ns() // 1000
             return self._window(db, key_id, now_us, int(window_seconds * 1e6))
+
+    # -- upstream budgets --------------------------------------------------------------
+    # The ledger of upstream calls (newsagg.budget), shared by every process on this file,
+    # on the machine's wall clock like the rate-limit windows.
+
+    def budget_take(
+        self,
+        provider: str,
+        purpose: str,
+        key_id: int | None,
+        checks: Sequence[BudgetCheck],
+        now_us: int | None = None,
+    ) -> BudgetVerdict:
+        with self._transaction() as db:
+            # The write lock before counting: processes sharing the file count one by one.
+            db.execute("BEGIN IMMEDIATE")
+            now = time.time_ns() // 1000 if now_us is None else now_us
+            if checks:
+                longest = max(check.window_us for check in checks)
+                db.execute(
+                    "DELETE FROM upstream_calls WHERE provider = ? AND at_us <= ?",
+                    (provider, now - longest),
+                )
+            verdict = count_budget(
+                lambda sql, params: db.execute(sql, params).fetchall(),
+                "?",
+                provider,
+                purpose,
+                key_id,
+                checks,
+                now,
+            )
+            if verdict.granted:
+                db.execute(
+                    "INSERT INTO upstream_calls(provider, purpose, key_id, at_us)"
+                    " VALUES (?, ?, ?, ?)",
+                    (provider, purpose, key_id, now),
+                )
+            return verdict
+
+    def budget_peek(
+        self,
+        provider: str,
+        purpose: str,
+        key_id: int | None,
+        checks: Sequence[BudgetCheck],
+        now_us: int | None = None,
+    ) -> BudgetVerdict:
+        db = self._connection()
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        return count_budget(
+            lambda sql, params: db.execute(sql, params).fetchall(),
+            "?",
+            provider,
+            purpose,
+            key_id,
+            checks,
+            now,
+        )
+
+    # -- harvest -----------------------------------------------------------------------
+    # The harvester's state and its lease (newsagg.harvest); the lease on the machine's
+    # wall clock, as SQLite sees it (to the millisecond), the same in every process.
+
+    def harvest_states(self) -> dict[str, HarvestState]:
+        rows = self._read(f"SELECT {HARVEST_COLUMNS} FROM harvest_state")
+        return {row[0]: harvest_state(row) for row in rows}
+
+    def harvest_save(self, state: HarvestState) -> None:
+        sql, params = harvest_upsert("?", state)
+        with self._transaction() as db:
+            db.execute(sql, params)
+
+    def lease_take(self, name: str, holder: str, seconds: float) -> bool:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")  # the write lock first: contenders take turns
+            row = db.execute(
+                lease_sql("?", SQLITE_NOW_US), (name, holder, round(seconds * 1e6))
+            ).fetchone()
+            return row is not None
+
+    def lease_release(self, name: str, holder: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM harvest_leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def newest_article_id(self) -> int:
+        return self._read("SELECT COALESCE(MAX(id), 0) FROM articles")[0][0]

@@ -1,0 +1,1 @@
+"""The archive: every article newsagg has fetched, kept and searchable in one query language."""

@@ -1,0 +1,252 @@
+"""The archive on both backends: one query language, the same articles on SQLite (FTS5) and
+PostgreSQL (tsvector), checked against the language's reference semantics (`matches`);
+order, keyset pages, filters, pruning, and an older database upgraded in place."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import fresh_database
+
+from newsagg.archive.query import QuerySyntaxError, matches, parse
+from newsagg.store import Store
+from newsagg.store.archive import ArchiveQuery
+from newsagg.store.migrations import MIGRATIONS
+from newsagg.store.postgres import PostgresStore
+from newsagg.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.timeout(60)
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+WORDS = [
+    *("battery", "drone", "climate", "summit", "paris", "weather", "football", "election"),
+    *("market", "chip", "power", "river", "storm", "vaccine", "court", "budget"),
+]
+ODD = ("covid-19", "AT&T", "café", "Zürich", "e-bike", "U.S.", "x86_64")
+SOURCES = ("newsapi", "guardian", "hackernews")
+CATEGORIES = ("business", "science", "sports", "technology")
+
+
+def corpus(size: int = 240) -> list[tuple[str, int, dict[str, object]]]:
+    """Articles from a small vocabulary, so that every query has matches and misses."""
+    rng = random.Random(7)
+    rows = []
+    for n in range(size):
+        title = " ".join(rng.choice(WORDS + list(ODD[: n % 8])) for _ in range(rng.randint(2, 5)))
+        description = None
+        if n % 5:
+            description = " ".join(rng.choice(WORDS + list(ODD)) for _ in range(6))
+        url = f"https://example.com/{n}"
+        published = NOW - timedelta(hours=rng.randint(0, 24 * 30), seconds=n % 3)
+        data = {
+            "title": title.capitalize(),
+            "description": description,
+            "url": url,
+            "source": SOURCES[n % 3],
+            "publisher": "Example",
+            "author": None,
+            "image_url": None,
+            "category": CATEGORIES[n % 4],
+            "published_at": published.isoformat(),
+        }
+        rows.append((url, n % 3, data))
+    return rows
+
+
+QUERIES = [
+    "battery",
+    "battery drone",
+    "battery AND drone",
+    "battery OR drone",
+    "battery -drone",
+    "battery NOT drone",
+    "(climate OR weather) paris",
+    "(battery OR drone) -(football OR election)",
+    '"climate summit"',
+    'title:"climate summit"',
+    "title:battery",
+    "title:batt* -drone",
+    "bat*",
+    "sum* OR riv*",
+    "covid-19",
+    '"covid 19"',
+    "AT&T",
+    "café",
+    "CAFÉ",
+    "zürich",
+    "e-bike",
+    "U.S.",
+    "x86_64",
+    "power (chip OR market) -storm -court",
+    "nosuchword",
+]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def archive(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[tuple[Store, list]]:
+    """One archive per backend for the module, filled with the same corpus."""
+    rows = corpus()
+    if request.param == "sqlite":
+        store: Store = SqliteStore(str(tmp_path_factory.mktemp("archive") / "a.sqlite3"))
+        store.migrate()
+        ids = store.save_articles(rows)
+        yield store, list(zip(ids, rows, strict=True))
+        store.close()
+        return
+    with fresh_database(request.getfixturevalue("pg_admin_url")) as url:
+        store = PostgresStore(url)
+        store.migrate()
+        ids = store.save_articles(rows)
+        yield store, list(zip(ids, rows, strict=True))
+        store.close()
+
+
+def expected(saved: list, q: str | None = None, **filters: object) -> list[int]:
+    """The ids the reference semantics select, newest first."""
+    tree = None if q is None else parse(q)
+    chosen = []
+    for article_id, (_url, _rank, data) in saved:
+        if tree is not None and not matches(tree, data["title"], data["description"]):
+            continue
+        if "category" in filters and data["category"] != filters["category"]:
+            continue
+        if "sources" in filters and data["source"] not in filters["sources"]:
+            continue
+        published = datetime.fromisoformat(data["published_at"])
+        if "published_from" in filters and published < filters["published_from"]:
+            continue
+        if "published_to" in filters and published > filters["published_to"]:
+            continue
+        chosen.append((published, article_id))
+    return [article_id for _published, article_id in sorted(chosen, reverse=True)]
+
+
+def walk(store: Store, query: ArchiveQuery) -> list[int]:
+    """Every id, page after page, resuming after the last row's position."""
+    seen, after = [], None
+    for _page in range(1000):  # a position that does not advance fails, not hangs
+        rows = store.search(
+            ArchiveQuery(**{**_fields(query), "after": after})  # type: ignore[arg-type]
+        )
+        seen += [row.id for row in rows]
+        if len(rows) < query.limit:
+            return seen
+        after = (rows[-1].position, rows[-1].id)
+    raise AssertionError("the pages never ended")
+
+
+def _fields(query: ArchiveQuery) -> dict[str, object]:
+    return {name: getattr(query, name) for name in ArchiveQuery.__slots__}
+
+
+@pytest.mark.parametrize("q", QUERIES)
+def test_a_query_finds_exactly_what_the_language_means(archive, q):
+    store, saved = archive
+    want = expected(saved, q)
+    rows = store.search(ArchiveQuery(match=parse(q), limit=1000))
+    assert [row.id for row in rows] == want
+    if q != "nosuchword":
+        assert want, "the corpus should hold matches for every other query"
+
+
+@pytest.mark.parametrize("q", ["battery OR drone", "title:batt* -drone", "covid-19"])
+def test_relevance_orders_the_same_set_best_first(archive, q):
+    store, saved = archive
+    rows = store.search(ArchiveQuery(match=parse(q), sort="relevance", limit=1000))
+    assert sorted(row.id for row in rows) == sorted(expected(saved, q))
+    positions = [(row.position, row.id) for row in rows]
+    assert positions == sorted(positions, reverse=True)
+
+
+def test_a_title_match_ranks_above_a_description_match(archive):
+    store, saved = archive
+    rows = store.search(ArchiveQuery(match=parse("battery"), sort="relevance", limit=1000))
+    in_title = {i for i, (_u, _r, data) in saved if "battery" in data["title"].lower().split()}
+    first = rows[: len(rows) // 4]
+    assert sum(row.id in in_title for row in first) / len(first) > 0.8
+
+
+@pytest.mark.parametrize("sort", ["published", "relevance"])
+def test_pages_walk_every_match_once_in_order(archive, sort):
+    store, saved = archive
+    query = ArchiveQuery(match=parse("battery OR drone OR climate"), sort=sort, limit=7)
+    whole = [row.id for row in store.search(ArchiveQuery(**{**_fields(query), "limit": 1000}))]
+    assert walk(store, query) == whole
+    assert sorted(whole) == sorted(expected(saved, "battery OR drone OR climate"))
+
+
+def test_filters_apply_to_the_whole_archive(archive):
+    store, saved = archive
+    window = {"published_from": NOW - timedelta(days=10), "published_to": NOW - timedelta(days=2)}
+    query = ArchiveQuery(
+        match=parse("battery OR market"),
+        category="technology",
+        sources=("newsapi", "hackernews"),
+        limit=1000,
+        **window,
+    )
+    want = expected(
+        saved,
+        "battery OR market",
+        category="technology",
+        sources=("newsapi", "hackernews"),
+        **window,
+    )
+    assert want and [row.id for row in store.search(query)] == want
+    newest = store.search(ArchiveQuery(limit=3))
+    assert [row.id for row in newest] == expected(saved)[:3]
+
+
+def test_hostile_text_is_a_syntax_error_or_plain_words(archive):
+    store, _saved = archive
+    for text in ["NEAR(a b)", "drop'; DROP TABLE articles", "a:b:c", 'title:x OR yz*"q']:
+        store.search(ArchiveQuery(match=parse(text), limit=5))  # no engine error
+    with pytest.raises(QuerySyntaxError):
+        parse("'; --")
+
+
+def test_pruning_forgets_old_articles_and_their_index_entries(tmp_path):
+    store = SqliteStore(str(tmp_path / "p.sqlite3"))
+    store.migrate()
+    rows = corpus(60)
+    store.save_articles(rows)
+    cut = NOW - timedelta(days=15)
+    gone = store.prune_articles(cut)
+    assert gone == sum(datetime.fromisoformat(d["published_at"]) < cut for _u, _r, d in rows)
+    left = store.search(ArchiveQuery(match=parse("battery OR drone OR climate"), limit=1000))
+    assert left and all(row.position >= cut.timestamp() * 1e6 for row in left)
+    with closing(sqlite3.connect(tmp_path / "p.sqlite3")) as db:
+        db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+    store.close()
+
+
+def test_an_archive_before_the_archive_is_upgraded_in_place(tmp_path: Path):
+    """A database of migrations 1-2 holding articles as JSON only: after migrating, the same
+    ids are searchable and filterable."""
+    path = str(tmp_path / "old.sqlite3")
+    old = SqliteStore(path, MIGRATIONS[:2])
+    old.migrate()
+    with closing(sqlite3.connect(path)) as db, db:
+        for url, rank, data in corpus(30):
+            db.execute(
+                "INSERT INTO articles(url, rank, data) VALUES (?, ?, ?)",
+                (url, rank, json.dumps(data)),
+            )
+    old.close()
+    store = SqliteStore(path)
+    assert [m.version for m in store.migrate()][:1] == [3]
+    saved = list(zip(range(1, 31), corpus(30), strict=True))
+    assert [r.id for r in store.search(ArchiveQuery(match=parse("battery"), limit=100))] == (
+        expected(saved, "battery")
+    )
+    assert [r.id for r in store.search(ArchiveQuery(category="sports", limit=100))] == (
+        expected(saved, category="sports")
+    )
+    store.close()
