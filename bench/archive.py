@@ -307,9 +307,20 @@ class Postgres(Backend):
         self._run(*statements, "VACUUM ANALYZE articles")
 
     def explain(self, query: ArchiveQuery) -> str:
-        sql, params = search_sql(query, "postgres")
-        rows = self._run(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params=tuple(params))
-        return "\n".join(row[0] for row in rows)
+        from newsagg.store.archive import PG_WINDOWS
+
+        plans = []
+        if query.match is not None and query.sort == "published":  # the store's tries
+            window = PG_WINDOWS[-1]
+            plans.append((f"window {window}:", search_sql(query, "postgres", window)))
+            plans.append(("every match:", search_sql(query, "postgres", collect=True)))
+        else:
+            plans.append(("", search_sql(query, "postgres")))
+        out = []
+        for label, (sql, params) in plans:
+            rows = self._run(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params=tuple(params))
+            out.append(label + ("\n" if label else "") + "\n".join(row[0] for row in rows))
+        return "\n".join(out)
 
     def size_mib(self) -> float:
         return self._run("SELECT pg_total_relation_size('articles')")[0][0] / 2**20

@@ -9,10 +9,11 @@ from connexion.lifecycle import ConnexionResponse
 from edge.replies import json_reply
 from newsagg.budget import BudgetStanding
 from newsagg.feed import SourceView
+from newsagg.harvest.view import HarvestStanding
 from newsagg.service import Service
 
 
-def _source_json(source: SourceView) -> dict[str, Any]:
+def _source_json(source: SourceView, harvest: HarvestStanding | None) -> dict[str, Any]:
     health, last_error = source.health, source.health.last_error
     return {
         "name": source.name,
@@ -28,6 +29,19 @@ def _source_json(source: SourceView) -> dict[str, Any]:
             "at": last_error.at.isoformat(),
         },
         "budget": _budget_json(source.budget),
+        "harvest": harvest and _harvest_json(harvest),
+    }
+
+
+def _harvest_json(harvest: HarvestStanding) -> dict[str, Any]:
+    error = None
+    if harvest.last_error_code is not None:
+        error = {"code": harvest.last_error_code, "message": harvest.last_error_message or ""}
+    return {
+        "last_harvested_at": harvest.last_harvested_at and harvest.last_harvested_at.isoformat(),
+        "next_harvest_at": harvest.next_harvest_at and harvest.next_harvest_at.isoformat(),
+        "added_last_round": harvest.added_last_round,
+        "last_error": error,
     }
 
 
@@ -50,4 +64,6 @@ def _budget_json(budget: BudgetStanding) -> dict[str, Any]:
 def list_sources(service: Service) -> ConnexionResponse:
     """A plain function: with Redis configured, provider health is read from there, so
     Connexion runs it off the event loop."""
-    return json_reply({"sources": [_source_json(source) for source in service.feed.sources()]})
+    return json_reply(
+        {"sources": [_source_json(source, harvest) for source, harvest in service.sources()]}
+    )

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Literal, get_args
 import limits
 
 from newsagg.errors import Unavailable
-from newsagg.keys import Tier
 from newsagg.store.base import BudgetCheck, BudgetVerdict
+from newsagg.tiers import Tier
 from providers.base import PROVIDER_NAMES, ProviderName, UpstreamError
 
 if TYPE_CHECKING:

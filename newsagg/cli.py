@@ -11,13 +11,14 @@ from contextlib import closing
 
 from newsagg.errors import Unavailable
 from newsagg.key_cache import key_cache_for
-from newsagg.keys import TIERS, KeyRing
+from newsagg.keys import KeyRing
 from newsagg.log import logging_config
 from newsagg.metrics import multiprocess_dir
 from newsagg.settings import Settings, SettingsError, flagged
 from newsagg.shared import RedisLink
 from newsagg.store import open_store
 from newsagg.store.migrations import pending
+from newsagg.tiers import TIERS
 from providers.base import PROVIDER_NAMES
 
 # In-flight requests get this long to finish after SIGTERM before workers stop.

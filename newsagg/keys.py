@@ -12,17 +12,16 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
 
 from newsagg.store import DuplicateDigest, KeyRecord, Store
+from newsagg.tiers import TIERS, Tier
 
-if TYPE_CHECKING:  # newsagg.settings imports this module; the cache imports settings
+if TYPE_CHECKING:
     from newsagg.key_cache import KeyCache
 
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
-Tier = Literal["basic", "premium", "unlimited"]
-TIERS: tuple[Tier, ...] = get_args(Tier)
 BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
 
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 from newsagg.budget import Budgets
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
-from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, new_executor
+from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, SourceView, new_executor
 from newsagg.harvest import Harvester, HarvestView
 from newsagg.harvest.schedule import budget_pace, paces
+from newsagg.harvest.view import HarvestStanding
 from newsagg.key_cache import SharedKeyCache, file_key_cache_for, key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
@@ -45,6 +46,13 @@ class Service:
     key_cache: SharedKeyCache | None = None
     budgets: Budgets | None = None
     harvester: Harvester | None = None
+
+    def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
+        """Each provider as GET /sources shows it: its feed standing and its harvest."""
+        return [
+            (view, self.harvester and self.harvester.standing(view.name))
+            for view in self.feed.sources()
+        ]
 
     async def count_request(self, key: KeyRecord) -> Standing:
         """Count one request of `key` if its hourly limit allows; its standing after that

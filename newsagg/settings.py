@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from newsagg.keys import Tier
+from newsagg.tiers import Tier
 
 Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value; SettingsError if unusable
 

@@ -250,3 +250,67 @@ def test_an_archive_before_the_archive_is_upgraded_in_place(tmp_path: Path):
         expected(saved, category="sports")
     )
     store.close()
+
+
+@pytest.mark.parametrize("windows", [(3, 12), (40,)])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"category": "science"},
+        {"sources": ("guardian",)},
+        {"published_from": NOW - timedelta(days=12), "published_to": NOW - timedelta(days=3)},
+    ],
+)
+def test_window_first_tries_give_the_pages_every_match_gives(
+    archive, monkeypatch, windows, filters
+):
+    """Newest first, each store first checks only the newest articles that pass the other
+    filters (SQLite: the FTS5 rowid range; PostgreSQL: the date bound), then collects every
+    match. Small windows make every path run: a window that fills the page, one that does
+    not, and the collecting statement; the pages are the reference's either way."""
+    store, saved = archive
+    monkeypatch.setattr("newsagg.store.sqlite.WINDOWS", windows)
+    monkeypatch.setattr("newsagg.store.archive.PG_WINDOWS", windows)
+    for q in ["battery", '"climate summit"', "bat*", "power (chip OR market) -storm", "café"]:
+        query = ArchiveQuery(match=parse(q), limit=4, **filters)  # type: ignore[arg-type]
+        assert walk(store, query) == expected(saved, q, **filters), q
+
+
+def test_prefix_index_made_by_migration_6_serves_prefix_queries(tmp_path: Path):
+    """An archive of migrations 1-5 with articles: migration 6 rebuilds the FTS5 index with
+    a prefix index (3-5 characters) and its triggers; prefix queries find what they found
+    before, and later writes and deletes keep the index in step."""
+    path = str(tmp_path / "five.sqlite3")
+    old = SqliteStore(path, MIGRATIONS[:5])
+    old.migrate()
+    rows = corpus(60)
+    ids = old.save_articles(rows)
+    old.close()
+    store = SqliteStore(path)
+    assert [m.version for m in store.migrate()] == [6]
+    with closing(sqlite3.connect(path)) as db:
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'articles_fts'").fetchone()
+        assert "prefix='3 4 5'" in sql
+        triggers = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'articles'"
+        ).fetchall()
+        assert sorted(name for (name,) in triggers) == [
+            "articles_fts_delete",
+            "articles_fts_insert",
+            "articles_fts_update",
+        ]
+    saved = list(zip(ids, rows, strict=True))
+    for q in ["bat*", "batt*", "batte*", "batter*", "title:sum* -drone", "zür*", "caf*"]:
+        found = store.search(ArchiveQuery(match=parse(q), limit=1000))
+        assert [row.id for row in found] == expected(saved, q), q
+    more = corpus(90)[60:]
+    saved += list(zip(store.save_articles(more), more, strict=True))
+    cut = NOW - timedelta(days=20)
+    store.prune_articles(cut)
+    kept = [item for item in saved if datetime.fromisoformat(item[1][2]["published_at"]) >= cut]
+    found = store.search(ArchiveQuery(match=parse("bat* OR sum*"), limit=1000))
+    assert [row.id for row in found] == expected(kept, "bat* OR sum*")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+    store.close()

@@ -17,9 +17,9 @@ from openapi_spec_validator import validate
 
 from edge.app import SPEC_PATH, create_app, resolve_handler
 from newsagg.feed import CacheStatus, SourceStatus
-from newsagg.keys import Tier
 from newsagg.provider_health import BreakerState
 from newsagg.settings import Settings
+from newsagg.tiers import Tier
 from providers.base import ERROR_CODES, Category, ProviderName
 
 

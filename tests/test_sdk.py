@@ -144,6 +144,7 @@ def test_generated_source_model_admits_a_null_last_error(sdk):
             ],
             "next_call_at": None,
         },
+        "harvest": None,
     }
     assert Source.from_dict(healthy).last_error is None
     failed = {

@@ -23,6 +23,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from throwaway import free_port
 
+from simulator import Simulator
+
 ADMIN_KEY = "nagg_workers-test-admin-key-0123456789abcdefghijklmn"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OPERATION = "listSources"  # GET /sources: counted, and needs no upstream
@@ -42,7 +44,7 @@ class Serving:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.metrics_dir = tmp_path / "metrics"
-        self.metrics_dir.mkdir()
+        self.metrics_dir.mkdir(exist_ok=True)  # a restart reuses it
         (self.metrics_dir / "counter_1.db").write_bytes(b"")  # a stale file: serve empties it
         self.log = tmp_path / "serve.log"
         with self.log.open("w") as log:
@@ -56,6 +58,7 @@ class Serving:
                     "NEWSAGG_DATABASE": str(tmp_path / "db.sqlite3"),
                     "NEWSAGG_ADMIN_KEY": ADMIN_KEY,
                     "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+                    "NEWSAGG_HARVEST": "off",  # no upstream here unless a test gives one
                     **env,
                 },
                 stdout=log,
@@ -187,3 +190,51 @@ def test_a_key_revoked_through_one_worker_is_refused_at_once_by_every_worker(
     while not all(statuses["401"] for statuses in served.answered().values()):
         assert time.monotonic() < deadline, "one worker answered everything"
         assert served.burst(key, 8) == [401] * 8  # refused from the first request on
+
+
+def _searches(served: Serving, tag: str, count: int) -> list[int]:
+    """`count` distinct searches, concurrently, by keys of every tier made for them."""
+    keys = [
+        requests.post(
+            f"{served.url}/keys", json={"name": tier, "tier": tier}, headers=ADMIN, timeout=10
+        ).json()["key"]
+        for tier in ("basic", "premium", "unlimited")
+    ]
+
+    def search(n: int) -> int:
+        return requests.get(
+            f"{served.url}/articles",
+            params={"q": f"power OR word{tag}x{n}", "category": "technology"},
+            headers={"Authorization": f"Bearer {keys[n % 3]}"},
+            timeout=15,
+        ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        return list(pool.map(search, range(count)))
+
+
+@pytest.mark.timeout(120)
+def test_a_newsapi_budget_holds_over_workers_keys_and_a_restart(serve):
+    """`NEWSAGG_NEWSAPI_QUOTA=5/day`, the harvester on, two workers, keys of every tier
+    sending distinct searches, then a restart: every request is answered, NewsAPI is
+    called at most 5 times, and the ledger counted each call the simulator saw."""
+    with Simulator(newsapi_quota=None) as upstreams:
+        env = {
+            "NEWSAGG_HARVEST": "on",
+            "NEWSAGG_NEWSAPI_QUOTA": "5/day",
+            "NEWSAGG_NEWSAPI_URL": upstreams.base_url("newsapi"),
+            "NEWSAGG_GUARDIAN_URL": upstreams.base_url("guardian"),
+            "NEWSAGG_HACKERNEWS_URL": upstreams.base_url("hackernews"),
+            "NEWSAGG_NEWSAPI_KEY": upstreams.newsapi_key,
+            "NEWSAGG_GUARDIAN_KEY": upstreams.guardian_key,
+        }
+        statuses: list[int] = []
+        for run in ("first", "restarted"):
+            served = serve(2, **env)
+            statuses += _searches(served, run, 24)
+            sources = requests.get(f"{served.url}/sources", headers=ADMIN, timeout=10).json()
+            served.stop()
+        assert statuses == [200] * 48
+        assert 1 <= upstreams.calls("newsapi") <= 5
+        newsapi = next(s for s in sources["sources"] if s["name"] == "newsapi")
+        assert newsapi["budget"]["limits"][0]["used"] == upstreams.calls("newsapi")

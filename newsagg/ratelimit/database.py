@@ -10,7 +10,7 @@ PostgreSQL down the request has already failed its key check with a 503.
 
 from __future__ import annotations
 
-from newsagg.ratelimit import UNLIMITED, WINDOW_SECONDS, Standing, standing
+from newsagg.ratelimit.base import UNLIMITED, WINDOW_SECONDS, Standing, standing
 from newsagg.store import Store, without_blocking
 from newsagg.store.base import Window
 

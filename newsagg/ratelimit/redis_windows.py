@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from newsagg.ratelimit import (
+from newsagg.ratelimit.base import (
     UNLIMITED,
     WINDOW_SECONDS,
     SlidingWindowLimiter,

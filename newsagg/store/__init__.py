@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from newsagg.store.base import DuplicateDigest, KeyRecord, Store
 from newsagg.store.sqlite import SqliteStore
 
-if TYPE_CHECKING:  # settings import the key tiers, which import the store
+if TYPE_CHECKING:
     from newsagg.settings import Settings
 
 __all__ = ["DuplicateDigest", "KeyRecord", "Store", "open_store", "without_blocking"]

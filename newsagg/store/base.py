@@ -293,6 +293,34 @@ def count_budget(
     return verdict if verdict.wait_us == 0 else BudgetVerdict(False, now_us, verdict.counts)
 
 
+def take_budget(
+    rows: Rows,
+    param: str,
+    provider: str,
+    purpose: str,
+    key_id: int | None,
+    checks: Sequence[BudgetCheck],
+    now_us: int,
+) -> BudgetVerdict:
+    """Forget the calls older than the longest window, count, and record the call if every
+    check allows it (both backends alike; the caller holds the provider's write lock)."""
+    p = param
+    if checks:
+        longest = max(check.window_us for check in checks)
+        rows(
+            f"DELETE FROM upstream_calls WHERE provider = {p} AND at_us <= {p}",
+            (provider, now_us - longest),
+        )
+    verdict = count_budget(rows, p, provider, purpose, key_id, checks, now_us)
+    if verdict.granted:
+        rows(
+            "INSERT INTO upstream_calls(provider, purpose, key_id, at_us)"
+            f" VALUES ({p}, {p}, {p}, {p})",
+            (provider, purpose, key_id, now_us),
+        )
+    return verdict
+
+
 # -- harvest -------------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from newsagg.store.base import (
     harvest_upsert,
     key_record,
     lease_sql,
+    take_budget,
 )
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 
@@ -291,13 +292,7 @@ class SqliteStore(KeyLookups):
             # The write lock before counting: processes sharing the file count one by one.
             db.execute("BEGIN IMMEDIATE")
             now = time.time_ns() // 1000 if now_us is None else now_us
-            if checks:
-                longest = max(check.window_us for check in checks)
-                db.execute(
-                    "DELETE FROM upstream_calls WHERE provider = ? AND at_us <= ?",
-                    (provider, now - longest),
-                )
-            verdict = count_budget(
+            return take_budget(
                 lambda sql, params: db.execute(sql, params).fetchall(),
                 "?",
                 provider,
@@ -306,13 +301,6 @@ class SqliteStore(KeyLookups):
                 checks,
                 now,
             )
-            if verdict.granted:
-                db.execute(
-                    "INSERT INTO upstream_calls(provider, purpose, key_id, at_us)"
-                    " VALUES (?, ?, ?, ?)",
-                    (provider, purpose, key_id, now),
-                )
-            return verdict
 
     def budget_peek(
         self,
