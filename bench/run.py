@@ -40,6 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from providers.base import PROVIDER_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/articles?category=technology&limit=20"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -213,6 +215,10 @@ def main() -> None:
         **os.environ,
         "NEWSAGG_DATABASE": str(work / "bench.sqlite3"),
         "NEWSAGG_CACHE_TTL": "3600",
+        # The request path alone: no harvester covering the queries, and budgets open, so
+        # that every cold query and each of the distinct ones is refreshed on demand.
+        "NEWSAGG_HARVEST": "off",
+        **{f"NEWSAGG_{name.upper()}_QUOTA": "1000000/second" for name in PROVIDER_NAMES},
     }
     python = sys.executable
     serve_newsagg = [python, "-m", "newsagg.cli", "serve", "--demo", "--port", "{port}"]

@@ -271,8 +271,13 @@ class _Gathering:
         did (such a page is not remembered)."""
         if self.pending:
             return None
-        moment = int(time.monotonic() / PAGE_MEMO_SECONDS)
-        return (self.request, tuple(self.versions), generation, moment)
+        return (self.request, tuple(self.versions), generation)
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    page: FeedPage
+    made_at: float  # monotonic
 
 
 def overall_cache_status(reports: Sequence[SourceReport]) -> CacheStatus:
@@ -343,7 +348,8 @@ class Feed:
         self._shared = shared
         self._budgets = budgets
         self._covered = covered
-        self._pages: LRUCache[Hashable, FeedPage] = LRUCache(maxsize=REMEMBERED_PAGES)
+        self._pages: LRUCache[Hashable, _Remembered] = LRUCache(maxsize=REMEMBERED_PAGES)
+        self._searching: set[Hashable] = set()  # remembered pages being searched anew
         self._pages_lock = threading.Lock()
         self._generation = 0  # counts this process's saves: a remembered page is then old
 
@@ -356,19 +362,37 @@ class Feed:
             await _wait(gathering.pending.values(), self._timeout + HANDOVER_GRACE_SECONDS)
         key = gathering.key(self._generation)
         if key is not None:
-            with self._pages_lock:
-                remembered = self._pages.get(key)
+            remembered = self._remembered(key)
             if remembered is not None:
                 return remembered
         reports = self._collect(gathering)
-        rows = await without_blocking(
-            self._store, self._store.search, request.archive_query(gathering.position)
-        )
-        page = self._finish(request, reports, rows, key)
+        try:
+            rows = await without_blocking(
+                self._store, self._store.search, request.archive_query(gathering.position)
+            )
+        finally:
+            with self._pages_lock:
+                self._searching.discard(key)
+        made_at = time.monotonic()
+        page = self._finish(request, reports, rows, None if key is None else (key, made_at))
         if key is not None:
             with self._pages_lock:
-                self._pages[key] = page
+                self._pages[key] = _Remembered(page, made_at)
         return page
+
+    def _remembered(self, key: Hashable) -> FeedPage | None:
+        """The page remembered under `key` while it is young. Once it is older, one request
+        searches again and the others keep getting it meanwhile (no herd of identical
+        searches when it expires under load)."""
+        now = time.monotonic()
+        with self._pages_lock:
+            remembered = self._pages.get(key)
+            if remembered is None:
+                return None
+            if now - remembered.made_at < PAGE_MEMO_SECONDS or key in self._searching:
+                return remembered.page
+            self._searching.add(key)
+            return None
 
     def article(self, article_id: int) -> dict[str, Any] | None:
         data = self._store.article(article_id)

@@ -114,11 +114,22 @@ class HarvestView:
         with self._lock:
             if now - self._read_at < self._refresh_seconds:
                 return  # another thread just read them
+            first = self._read_at == -float("inf")
             self._read_at = now
-            try:
-                self._states = self._store.harvest_states()
-            except Unavailable:
-                log.info("harvest states not refreshed: the database is unreachable")
+        if self._store.waits_on_network and not first:
+            # Requests ask on the event loop: they go on with what is known meanwhile.
+            threading.Thread(target=self._read, name="harvest-view", daemon=True).start()
+        else:
+            self._read()
+
+    def _read(self) -> None:
+        try:
+            states = self._store.harvest_states()
+        except Unavailable:
+            log.info("harvest states not refreshed: the database is unreachable")
+            return
+        with self._lock:
+            self._states = states
 
 
 def _with_slack(seconds: float) -> float:
