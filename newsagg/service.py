@@ -110,7 +110,9 @@ def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
     """Start the upstream simulator and point every provider at it (demo mode)."""
     simulator = Simulator(ticker_seconds=DEMO_TICKER_SECONDS)
     simulator.start()
-    return pointed_at(settings, simulator), simulator
+    # The pace travels with the settings, to worker processes too: they see a simulator
+    # named, not demo mode.
+    return replace(pointed_at(settings, simulator), harvest_pace="demo"), simulator
 
 
 def make_providers(settings: Settings) -> list[Provider]:
@@ -142,10 +144,10 @@ def build_service(settings: Settings) -> Service:
     metrics = Metrics()
     budgets = Budgets.from_settings(settings, store)
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
-    # Demo mode (a simulator of our own) harvests in seconds; budgets still apply.
+    # Demo mode harvests in seconds; budgets still apply.
     harvest_paces = paces(
         {name: budget_pace(budgets.limits(name)) for name in PROVIDER_NAMES},
-        demo=simulator is not None,
+        demo=settings.harvest_pace == "demo",
     )
     view = HarvestView(store, harvest_paces)
     providers = make_providers(settings)

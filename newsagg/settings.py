@@ -242,6 +242,14 @@ class Settings:
         "`on` or `off`: the background harvester inside `newsagg serve`",
         _switch,
     )
+    harvest_pace: Literal["budget", "demo"] = setting(
+        "NEWSAGG_HARVEST_PACE",
+        "budget",
+        "how often the harvester visits each provider: `budget` (as often as its budget"
+        " allows, minutes apart) or `demo` (seconds apart; what `--demo` sets, whose"
+        " simulator publishes a story every 20 s)",
+        _choice("budget", "demo"),
+    )
     archive_days: int = setting(
         "NEWSAGG_ARCHIVE_DAYS",
         90,

@@ -207,3 +207,25 @@ def test_harvest_once_from_the_command_line(tmp_path, simulator):
     assert simulator.guardian_key not in done.stdout + done.stderr
     again = run_cli(env, "harvest", "--once")  # nothing due yet: no call
     assert again.returncode == 0 and all("not due" in line for line in again.stdout.splitlines())
+
+
+def test_demo_mode_harvests_in_seconds_in_every_worker(tmp_path):
+    """`serve --demo` hands workers settings naming its simulator (not demo mode): the
+    demo pace must travel with them, or a newcomer waits minutes to see a new story."""
+    from newsagg.service import build_service, with_simulator
+    from newsagg.settings import Settings
+
+    settings, simulator = with_simulator(Settings(database=str(tmp_path / "demo.sqlite3")))
+    try:
+        worker = Settings.from_env(settings.to_env())
+        assert not worker.demo and worker.harvest_pace == "demo"
+        service = build_service(worker)
+        try:
+            service.harvester.round()
+            standing = service.harvester.standing("hackernews")
+            wait = standing.next_harvest_at - standing.last_harvested_at
+            assert wait.total_seconds() <= 60
+        finally:
+            service.close()
+    finally:
+        simulator.stop()
