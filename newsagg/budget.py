@@ -40,6 +40,7 @@ after the cache and the circuit breaker had their say.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -179,6 +180,28 @@ class Budgets:
             ) from None
         if not verdict.granted:
             raise self._refusal(provider, purpose, checks, verdict)
+
+    def take_within(
+        self,
+        provider: ProviderName,
+        purpose: Purpose,
+        caller: Caller | None = None,
+        *,
+        seconds: float,
+        wait: Callable[[float], object] = time.sleep,
+    ) -> None:
+        """`take`, waiting for the budget when it allows the call within `seconds` (a
+        `1/second` limit): a short wait serves better than a refusal. `wait` sleeps (an
+        Event's wait, for a thread that must stop promptly)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return self.take(provider, purpose, caller)
+            except UpstreamError as exc:
+                pause = exc.retry_after
+                if pause is None or time.monotonic() + pause >= deadline:
+                    raise
+                wait(pause)
 
     def standing(self, provider: ProviderName) -> BudgetStanding:
         """How much of each limit is used now, and when the limits allow the next call of

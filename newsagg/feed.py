@@ -42,20 +42,20 @@ from typing import Any, Literal
 
 from cachetools import LRUCache
 
-from newsagg.archive.query import Node, describe, parse, to_guardian, to_hackernews, to_newsapi
+from newsagg.archive.query import Node, to_guardian, to_hackernews, to_newsapi
 from newsagg.budget import SPENT, Budgets, BudgetStanding, Caller
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
 from newsagg.metrics import Metrics
 from newsagg.provider_health import BreakerView, Health, ProviderHealth
+from newsagg.request import FeedRequest
 from newsagg.shared import RedisDown, SharedResults
 from newsagg.singleflight import SingleFlight
 from newsagg.store import Store, without_blocking
-from newsagg.store.archive import ArchivedRow, ArchiveQuery, Sort
+from newsagg.store.archive import ArchivedRow
 from providers.base import (
     CATEGORIES,
-    PROVIDER_NAMES,
     Article,
     BeforeCall,
     Category,
@@ -64,7 +64,6 @@ from providers.base import (
     Query,
     UpstreamError,
 )
-from providers.text import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -132,87 +131,6 @@ class FeedItem:
     def archived(cls, article_id: int, data: str) -> FeedItem:
         """The item of an archive row: its id and the public JSON saved with it."""
         return cls.from_json(b'{"id":%d,' % article_id + data[1:].encode())
-
-
-def _instant(name: str, value: str | None) -> datetime | None:
-    """A client's RFC 3339 date-time, which must carry its offset, as UTC."""
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value, require_offset=True)
-    except ValueError:
-        raise InvalidInput(
-            f"{name}: {value!r} is not an RFC 3339 date-time such as 2026-11-25T08:00:00Z"
-        ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class FeedRequest:
-    # q in canonical form (query.describe): equal searches share cache entries.
-    query: Query
-    sources: tuple[ProviderName, ...]  # the providers asked for, in PROVIDER_NAMES order
-    limit: int
-    cursor: str | None = None
-    match: Node | None = None  # q parsed
-    sort: Sort = "published"
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        category: Category | None = None,
-        q: str | None = None,
-        sources: Iterable[str] | None = None,
-        published_from: str | None = None,
-        published_to: str | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-        sort: Sort = "published",
-    ) -> FeedRequest:
-        """A request from a client's values (already checked against the contract).
-        Raises InvalidInput for a malformed q or a combination that means nothing."""
-        start, end = _instant("from", published_from), _instant("to", published_to)
-        if start and end and start > end:
-            raise InvalidInput("from: must not be later than to")
-        match = None if q is None else parse(q)
-        if sort == "relevance" and match is None:
-            raise InvalidInput("sort: relevance needs q, the words to rank by")
-        wanted = set(sources or PROVIDER_NAMES)
-        return cls(
-            Query(category, None if match is None else describe(match), start, end),
-            tuple(name for name in PROVIDER_NAMES if name in wanted),
-            limit,
-            cursor,
-            match,
-            sort,
-        )
-
-    def archive_query(self, after: Position | None) -> ArchiveQuery:
-        """The archive search of this request's page: one row more than the page, to know
-        whether another follows."""
-        q = self.query
-        return ArchiveQuery(
-            match=self.match,
-            category=q.category,
-            sources=() if len(self.sources) == len(PROVIDER_NAMES) else self.sources,
-            published_from=q.published_from,
-            published_to=q.published_to,
-            sort=self.sort,
-            after=None if after is None else (after.value, after.article_id),
-            limit=self.limit + 1,
-        )
-
-    def fingerprint(self) -> str:
-        q = self.query
-        parts = [
-            q.category,
-            q.q,
-            sorted(self.sources),
-            q.published_from and q.published_from.isoformat(),
-            q.published_to and q.published_to.isoformat(),
-            self.sort,
-        ]
-        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,24 +536,12 @@ class Feed:
         return articles
 
     def _payer(self, name: ProviderName, caller: Caller | None) -> BeforeCall:
-        """What pays each call of this refresh from `caller`'s share of the budget. A budget
-        that allows the next call within the request's time (`1/second`) is waited for:
-        a short wait serves the client better than a refusal."""
-        budgets = self._budgets
+        """What pays each call of this refresh from `caller`'s share of the budget, waiting
+        for it while the request's time allows."""
         deadline = time.monotonic() + self._timeout
-
-        def pay() -> None:
-            while True:
-                try:
-                    budgets.take(name, "demand", caller)
-                    return
-                except UpstreamError as exc:
-                    wait = exc.retry_after
-                    if exc.code != SPENT or wait is None or time.monotonic() + wait >= deadline:
-                        raise
-                    time.sleep(wait)
-
-        return pay
+        return lambda: self._budgets.take_within(
+            name, "demand", caller, seconds=deadline - time.monotonic()
+        )
 
     def save(self, articles: Sequence[Article]) -> tuple[FeedItem, ...]:
         """Keep `articles` in the archive (a story seen again keeps its id); their items."""

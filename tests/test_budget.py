@@ -370,3 +370,19 @@ def test_budget_settings_are_read_and_travel_to_workers():
 def test_unusable_budget_settings_are_refused_by_name(name, raw):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: raw})
+
+
+def test_a_refusal_that_ends_in_time_is_waited_for(budgets, clock):
+    budget = budgets(guardian="1/second")
+    budget.take("guardian", "demand")
+    waited: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waited.append(seconds)
+        clock.now += seconds
+
+    budget.take_within("guardian", "demand", seconds=5, wait=wait)  # the next second
+    assert waited == [pytest.approx(1.0)]
+    with pytest.raises(UpstreamError) as refused:  # the next second is too late now
+        budget.take_within("guardian", "demand", seconds=0.5, wait=wait)
+    assert refused.value.code == "upstream_budget_spent" and len(waited) == 1

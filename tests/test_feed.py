@@ -25,12 +25,12 @@ from newsagg.feed import (
     Feed,
     FeedItem,
     FeedPage,
-    FeedRequest,
     SourceReport,
     never_covered,
 )
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
+from newsagg.request import FeedRequest
 from newsagg.settings import Settings
 from newsagg.singleflight import SingleFlight
 from newsagg.store import Store, open_store

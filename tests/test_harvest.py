@@ -11,7 +11,6 @@ import pytest
 from conftest import run_cli
 
 from newsagg.budget import parse_quota
-from newsagg.feed import FeedRequest
 from newsagg.harvest import Harvester
 from newsagg.harvest.leadership import Leadership
 from newsagg.harvest.schedule import (
@@ -23,6 +22,7 @@ from newsagg.harvest.schedule import (
     budget_pace,
     jittered,
 )
+from newsagg.request import FeedRequest
 from newsagg.service import Service, make_providers
 from providers.base import PROVIDER_NAMES, Query
 from simulator import Fault

@@ -30,8 +30,8 @@ from pg_server import NoServer, PostgresServer, new_server
 
 from edge.app import create_app
 from newsagg.errors import Unavailable
-from newsagg.feed import FeedRequest
 from newsagg.keys import KeyRing, digest
+from newsagg.request import FeedRequest
 from newsagg.service import Service
 from newsagg.settings import Settings, SettingsError
 from newsagg.store import DuplicateDigest, Store, open_store, postgres

@@ -62,7 +62,6 @@ OVERLAP_SECONDS = 600
 MAX_PAGES = 50  # a sweep ends after this many pages, whatever is left
 # A budget refusal this short (the Guardian's 1/second) is waited out within the sweep.
 SHORT_WAIT_SECONDS = 2.0
-SHORT_WAITS = 5
 MIN_LOOP_WAIT_SECONDS = 0.05
 
 Save = Callable[[Sequence[Article]], tuple[FeedItem, ...]]
@@ -324,22 +323,14 @@ class Harvester:
         name = provider.name
 
         def pay() -> None:
-            self._budgets.take(name, "harvest")
+            self._budgets.take_within(
+                name, "harvest", seconds=SHORT_WAIT_SECONDS, wait=self._stop.wait
+            )
             sweep.calls += 1
 
-        waits = 0
-        while True:
-            if self._stop.is_set() or not self.leadership.keep():
-                raise _Stopped
-            try:
-                page = provider.harvest_page(since, cursor, self._timeout, pay, category)
-                break
-            except UpstreamError as exc:
-                short = exc.retry_after is not None and exc.retry_after <= SHORT_WAIT_SECONDS
-                if exc.code != SPENT or not short or waits == SHORT_WAITS:
-                    raise
-                waits += 1
-                self._stop.wait(exc.retry_after)
+        if self._stop.is_set() or not self.leadership.keep():
+            raise _Stopped
+        page = provider.harvest_page(since, cursor, self._timeout, pay, category)
         if page.articles:
             before = self._store.newest_article_id()
             items = self._save(page.articles)
