@@ -468,19 +468,38 @@ class Feed:
             lock = shared.lock(key, self._timeout + HANDOVER_GRACE_SECONDS)
             if lock is not None:
                 try:
-                    return Delivered(self._fetch(provider, request, caller))
-                except UpstreamError as exc:
-                    with contextlib.suppress(RedisDown):  # then the waiters fetch themselves
-                        shared.fail(key, exc)
-                    raise
+                    # The holder before may have left its outcome between the look above
+                    # and this lock (it records, then unlocks): look again before fetching.
+                    found, failed = shared.look(key)
+                    new_failure = failed is not None and failed.at >= waiting_since
+                    if not new_failure and (found is None or found[0] == seen):
+                        return Delivered(self._fetch_shared(shared, key, provider, request, caller))
                 finally:
                     shared.unlock(lock)
+                continue  # an outcome came in meanwhile: the top of the loop takes it
             if time.monotonic() >= deadline:  # the request has stopped waiting by now
                 raise UpstreamError(
                     "upstream_timeout", f"{provider.name} did not answer in time on any instance"
                 )
             first_look = False
             time.sleep(SHARED_POLL_SECONDS)
+
+    def _fetch_shared(
+        self,
+        shared: SharedResults,
+        key: str,
+        provider: Provider,
+        request: FeedRequest,
+        caller: Caller | None,
+    ) -> tuple[FeedItem, ...]:
+        """`_fetch` under the query's lock in Redis; its failure is left there for the
+        instances waiting on it."""
+        try:
+            return self._fetch(provider, request, caller)
+        except UpstreamError as exc:
+            with contextlib.suppress(RedisDown):  # then the waiters fetch themselves
+                shared.fail(key, exc)
+            raise
 
     def _fetch(
         self, provider: Provider, request: FeedRequest, caller: Caller | None
