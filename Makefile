@@ -20,13 +20,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/newsagg serve --demo
 
-# On both cores, a file per worker (the suite's servers are per worker); the in-process
-# contract run alone after: its schemathesis cases share one test id, which xdist keeps once.
+# On both cores, a file per worker (the suite's servers are per worker). The in-process
+# contract run goes beside them, in a process of its own: its schemathesis cases share one
+# test id, which xdist would run once. Its report follows the suite's.
+CONTRACT_RUN := tests/test_contract.py::test_operations_conform_to_the_contract
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n 2 --dist loadfile --deselect tests/test_contract.py::test_operations_conform_to_the_contract
-	$(BIN)/pytest tests/test_contract.py::test_operations_conform_to_the_contract
+	@$(BIN)/pytest $(CONTRACT_RUN) > .contract-run.log 2>&1 & contract=$$!; \
+	$(BIN)/pytest -n 2 --dist loadfile --deselect $(CONTRACT_RUN); suite=$$?; \
+	wait $$contract; contract=$$?; cat .contract-run.log; rm -f .contract-run.log; \
+	test $$suite -eq 0 && test $$contract -eq 0
 
 # By hand, not in make test: needs Node.js, and npx downloads the two linters.
 lint-spec:

@@ -229,8 +229,8 @@ def test_a_newsapi_budget_holds_over_workers_keys_and_a_restart(serve):
             "NEWSAGG_GUARDIAN_KEY": upstreams.guardian_key,
         }
         statuses: list[int] = []
-        for run in ("first", "restarted"):
-            served = serve(2, **env)
+        for run, workers in (("first", 2), ("restarted", 1)):
+            served = serve(workers, **env)
             statuses += _searches(served, run, 24)
             sources = requests.get(f"{served.url}/sources", headers=ADMIN, timeout=10).json()
             served.stop()
