@@ -37,6 +37,23 @@ ARCHIVE_COLUMNS = (
     "added_us BIGINT",
 )
 
+# SQLite: what keeps the archive's external-content FTS5 index in step with every write
+# to `articles`, upserts included. Migrations 3 and 6 both (re)create them: never edit.
+FTS_TRIGGERS = (
+    "CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN"
+    " INSERT INTO articles_fts(rowid, title, description)"
+    " VALUES (new.id, new.title, new.description); END",
+    "CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN"
+    " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
+    " VALUES ('delete', old.id, old.title, old.description); END",
+    "CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, description ON articles"
+    " BEGIN"
+    " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
+    " VALUES ('delete', old.id, old.title, old.description);"
+    " INSERT INTO articles_fts(rowid, title, description)"
+    " VALUES (new.id, new.title, new.description); END",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -100,18 +117,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE VIRTUAL TABLE articles_fts USING fts5(title, description,"
             " content='articles', content_rowid='id',"
             " tokenize='unicode61 remove_diacritics 0')",
-            "CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN"
-            " INSERT INTO articles_fts(rowid, title, description)"
-            " VALUES (new.id, new.title, new.description); END",
-            "CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN"
-            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
-            " VALUES ('delete', old.id, old.title, old.description); END",
-            "CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, description ON articles"
-            " BEGIN"
-            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
-            " VALUES ('delete', old.id, old.title, old.description);"
-            " INSERT INTO articles_fts(rowid, title, description)"
-            " VALUES (new.id, new.title, new.description); END",
+            *FTS_TRIGGERS,
             "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
         ),
         postgres=(
@@ -177,18 +183,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE VIRTUAL TABLE articles_fts USING fts5(title, description,"
             " content='articles', content_rowid='id',"
             " tokenize='unicode61 remove_diacritics 0', prefix='3 4 5')",
-            "CREATE TRIGGER articles_fts_insert AFTER INSERT ON articles BEGIN"
-            " INSERT INTO articles_fts(rowid, title, description)"
-            " VALUES (new.id, new.title, new.description); END",
-            "CREATE TRIGGER articles_fts_delete AFTER DELETE ON articles BEGIN"
-            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
-            " VALUES ('delete', old.id, old.title, old.description); END",
-            "CREATE TRIGGER articles_fts_update AFTER UPDATE OF title, description ON articles"
-            " BEGIN"
-            " INSERT INTO articles_fts(articles_fts, rowid, title, description)"
-            " VALUES ('delete', old.id, old.title, old.description);"
-            " INSERT INTO articles_fts(rowid, title, description)"
-            " VALUES (new.id, new.title, new.description); END",
+            *FTS_TRIGGERS,
             "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
         ),
     ),

@@ -367,15 +367,7 @@ class PostgresStore(KeyLookups):
     ) -> BudgetVerdict:
         with self._transaction() as db:
             now = db.execute(f"SELECT {NOW_US}").fetchone()[0] if now_us is None else now_us
-            return count_budget(
-                lambda sql, params: db.execute(sql, params).fetchall(),
-                "%s",
-                provider,
-                purpose,
-                key_id,
-                checks,
-                now,
-            )
+            return count_budget(_rows(db), "%s", provider, purpose, key_id, checks, now)
 
     # -- harvest -----------------------------------------------------------------------
     # The harvester's state and its lease (newsagg.harvest), the lease on the server's
