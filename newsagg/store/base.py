@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -392,3 +393,32 @@ def lease_sql(param: str, now: str) -> str:
         f" WHERE harvest_leases.holder = excluded.holder OR harvest_leases.expires_us <= {now}"
         " RETURNING holder"
     )
+
+
+class HarvestRecords:
+    """The harvester's state and lease, read and written alike by both backends: each
+    supplies `_read`, `_transaction` and its placeholder (taking the lease differs)."""
+
+    PARAM: str
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def harvest_states(self) -> dict[str, HarvestState]:
+        rows = self._read(f"SELECT {HARVEST_COLUMNS} FROM harvest_state")
+        return {row[0]: harvest_state(row) for row in rows}
+
+    def harvest_save(self, state: HarvestState) -> None:
+        sql, params = harvest_upsert(self.PARAM, state)
+        with self._transaction() as db:
+            db.execute(sql, params)
+
+    def lease_release(self, name: str, holder: str) -> None:
+        p = self.PARAM
+        with self._transaction() as db:
+            db.execute(
+                f"DELETE FROM harvest_leases WHERE name = {p} AND holder = {p}", (name, holder)
+            )

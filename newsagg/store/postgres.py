@@ -40,19 +40,16 @@ from newsagg.store.archive import (
     upsert_set,
 )
 from newsagg.store.base import (
-    HARVEST_COLUMNS,
     KEY_COLUMNS,
     BudgetCheck,
     BudgetVerdict,
     DuplicateDigest,
-    HarvestState,
+    HarvestRecords,
     KeyLookups,
     KeyRecord,
     Rows,
     Window,
     count_budget,
-    harvest_state,
-    harvest_upsert,
     key_record,
     lease_sql,
     take_budget,
@@ -98,7 +95,7 @@ class _LostConnection(Unavailable):
     """The server closed the connection in hand; another connection may be sound."""
 
 
-class PostgresStore(KeyLookups):
+class PostgresStore(KeyLookups, HarvestRecords):
     PARAM = "%s"
     waits_on_network = True
 
@@ -373,25 +370,12 @@ class PostgresStore(KeyLookups):
     # The harvester's state and its lease (newsagg.harvest), the lease on the server's
     # clock: the upsert locks the lease row, so two instances never both get it.
 
-    def harvest_states(self) -> dict[str, HarvestState]:
-        rows = self._read(f"SELECT {HARVEST_COLUMNS} FROM harvest_state")
-        return {row[0]: harvest_state(row) for row in rows}
-
-    def harvest_save(self, state: HarvestState) -> None:
-        sql, params = harvest_upsert("%s", state)
-        with self._transaction() as db:
-            db.execute(sql, params)
-
     def lease_take(self, name: str, holder: str, seconds: float) -> bool:
         with self._transaction() as db:
             row = db.execute(
                 lease_sql("%s", NOW_US), (name, holder, round(seconds * 1e6))
             ).fetchone()
             return row is not None
-
-    def lease_release(self, name: str, holder: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM harvest_leases WHERE name = %s AND holder = %s", (name, holder))
 
     def newest_article_id(self) -> int:
         return self._read("SELECT COALESCE(MAX(id), 0) FROM articles")[0][0]

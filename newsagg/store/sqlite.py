@@ -28,18 +28,16 @@ from newsagg.store.archive import (
     upsert_set,
 )
 from newsagg.store.base import (
-    HARVEST_COLUMNS,
     KEY_COLUMNS,
     BudgetCheck,
     BudgetVerdict,
     DuplicateDigest,
-    HarvestState,
+    HarvestRecords,
     KeyLookups,
     KeyRecord,
+    Rows,
     Window,
     count_budget,
-    harvest_state,
-    harvest_upsert,
     key_record,
     lease_sql,
     take_budget,
@@ -74,7 +72,12 @@ def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
     return db
 
 
-class SqliteStore(KeyLookups):
+def _rows(db: sqlite3.Connection) -> Rows:
+    """Run one statement on `db`: its rows (none for a statement that returns none)."""
+    return lambda sql, params: db.execute(sql, params).fetchall()
+
+
+class SqliteStore(KeyLookups, HarvestRecords):
     PARAM = "?"
     waits_on_network = False  # a local file: microseconds, cheaper inline than a thread hop
 
@@ -292,15 +295,7 @@ class SqliteStore(KeyLookups):
             # The write lock before counting: processes sharing the file count one by one.
             db.execute("BEGIN IMMEDIATE")
             now = time.time_ns() // 1000 if now_us is None else now_us
-            return take_budget(
-                lambda sql, params: db.execute(sql, params).fetchall(),
-                "?",
-                provider,
-                purpose,
-                key_id,
-                checks,
-                now,
-            )
+            return take_budget(_rows(db), "?", provider, purpose, key_id, checks, now)
 
     def budget_peek(
         self,
@@ -312,28 +307,11 @@ class SqliteStore(KeyLookups):
     ) -> BudgetVerdict:
         db = self._connection()
         now = time.time_ns() // 1000 if now_us is None else now_us
-        return count_budget(
-            lambda sql, params: db.execute(sql, params).fetchall(),
-            "?",
-            provider,
-            purpose,
-            key_id,
-            checks,
-            now,
-        )
+        return count_budget(_rows(db), "?", provider, purpose, key_id, checks, now)
 
     # -- harvest -----------------------------------------------------------------------
     # The harvester's state and its lease (newsagg.harvest); the lease on the machine's
     # wall clock, as SQLite sees it (to the millisecond), the same in every process.
-
-    def harvest_states(self) -> dict[str, HarvestState]:
-        rows = self._read(f"SELECT {HARVEST_COLUMNS} FROM harvest_state")
-        return {row[0]: harvest_state(row) for row in rows}
-
-    def harvest_save(self, state: HarvestState) -> None:
-        sql, params = harvest_upsert("?", state)
-        with self._transaction() as db:
-            db.execute(sql, params)
 
     def lease_take(self, name: str, holder: str, seconds: float) -> bool:
         with self._transaction() as db:
@@ -342,10 +320,6 @@ class SqliteStore(KeyLookups):
                 lease_sql("?", SQLITE_NOW_US), (name, holder, round(seconds * 1e6))
             ).fetchone()
             return row is not None
-
-    def lease_release(self, name: str, holder: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM harvest_leases WHERE name = ? AND holder = ?", (name, holder))
 
     def newest_article_id(self) -> int:
         return self._read("SELECT COALESCE(MAX(id), 0) FROM articles")[0][0]
