@@ -371,8 +371,8 @@ class Feed:
             elif isinstance(future.exception(), UpstreamError):
                 reports[name] = self._failed(name, request.query, future.exception())
             else:
-                future.result()  # any other exception is a bug of ours: raise it
-                reports[name] = SourceReport(name, "ok", from_cache=future.result().from_cache)
+                delivered = future.result()  # any other exception is a bug of ours: raise it
+                reports[name] = SourceReport(name, "ok", from_cache=delivered.from_cache)
         return [reports[name] for name in request.sources]
 
     def _finish(
