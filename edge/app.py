@@ -87,6 +87,8 @@ def lean_operations(spec: dict[str, Any]) -> frozenset[str]:
         for routed, method, operation in routed_operations(spec)
         if method == "get"
         and operation.get("security", default) == [{"bearerAuth": []}]
+        # A stream is not one reply: Connexion's full path hands it over as it is.
+        and "text/event-stream" not in operation["responses"]["200"].get("content", {})
         and not admin_only[routed]
     )
 
@@ -128,9 +130,12 @@ def method_not_allowed_handler(spec_paths: dict[str, Any]) -> Any:
 
 def harvesting(service: Service) -> None:
     """Start the service's harvester (its first round at once) unless NEWSAGG_HARVEST is
-    off: every worker and instance starts one, and the lease lets one of them run rounds."""
+    off, and its push worker unless NEWSAGG_PUSH is: every worker and instance starts
+    them, and a lease each lets one of them work."""
     if service.settings.harvest and service.harvester is not None:
         service.harvester.start()
+    if service.settings.push and service.pusher is not None:
+        service.pusher.start()
 
 
 def create_app(
@@ -150,6 +155,8 @@ def create_app(
             finally:
                 if service.harvester is not None:
                     service.harvester.stop()
+                if service.pusher is not None:
+                    service.pusher.stop()
                 await service.disconnect()
             return
         built = build_service(settings)
@@ -183,8 +190,14 @@ def create_app(
             CORSMiddleware,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-None-Match",
+                "Last-Event-ID",
+                "X-Request-ID",
+            ],
             expose_headers=[*CORS_EXPOSED_HEADERS],
             max_age=600,
         )

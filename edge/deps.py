@@ -18,7 +18,16 @@ SERVICE = "service"  # in the lifespan state, and the handler argument's name
 RENDERINGS = "renderings"  # the app's RenderMemo, likewise
 CONNEXION_CONTEXT = "connexion_context"
 # Handler arguments that come from the request's context, not from its path or query.
-PER_REQUEST = (SERVICE, RENDERINGS, "if_none_match", "token_info", "user")
+PER_REQUEST = (
+    SERVICE,
+    RENDERINGS,
+    "if_none_match",
+    "last_event_id",
+    "accept",
+    "base_url",
+    "token_info",
+    "user",
+)
 
 
 def service_of(scope: Scope) -> Service:
@@ -37,3 +46,13 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def base_url(scope: Scope) -> str:
+    """The service's URL as this request reached it (scheme, Host, root path), for the
+    absolute URLs an answer gives out (a feed URL is handed to a feed reader alone)."""
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"

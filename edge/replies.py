@@ -28,12 +28,15 @@ def json_reply(
 
 
 def bytes_reply(
-    payload: bytes, status: int = 200, headers: dict[str, str] | None = None
+    payload: bytes,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    media_type: str = "application/json",
 ) -> ConnexionResponse:
     return ConnexionResponse(
         status_code=status,
-        content_type="application/json",
-        mimetype="application/json",
+        content_type=media_type,
+        mimetype=media_type,
         body=payload,
         headers=headers,
     )
@@ -52,7 +55,11 @@ def weak_etag(content: bytes) -> str:
 
 
 def cacheable_reply(
-    body: bytes, etag: str, max_age: int, if_none_match: str | None
+    body: bytes,
+    etag: str,
+    max_age: int,
+    if_none_match: str | None,
+    media_type: str = "application/json",
 ) -> ConnexionResponse:
     """200 with an ETag and Cache-Control, or a bodiless 304 when the client has it already.
 
@@ -60,7 +67,7 @@ def cacheable_reply(
     headers = {"ETag": etag, "Cache-Control": f"private, max-age={max_age}"}
     if if_none_match and _matches(if_none_match, etag):
         return ConnexionResponse(status_code=304, headers=headers)
-    return bytes_reply(body, 200, headers)
+    return bytes_reply(body, 200, headers, media_type)
 
 
 class RenderMemo:

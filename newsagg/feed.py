@@ -298,6 +298,15 @@ class Feed:
                 self._pages[key] = _Remembered(page, made_at)
         return page
 
+    async def archived(self, request: FeedRequest) -> FeedPage:
+        """One page from the archive alone, fetching nothing: for feed readers, which hold
+        no key whose share of the upstream budgets could pay for a refresh."""
+        position = self._position(request)
+        rows = await without_blocking(
+            self._store, self._store.search, request.archive_query(position)
+        )
+        return self._finish(request, [], rows, None)
+
     def _remembered(self, key: Hashable) -> FeedPage | None:
         """The page remembered under `key` while it is young. Once it is older, one request
         searches again and the others keep getting it meanwhile (no herd of identical

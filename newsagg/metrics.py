@@ -122,6 +122,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Push (newsagg.push): matches found, webhook attempts and their outcome, streams.
+        self.push_matches = Counter(
+            "newsagg_push_matches",
+            "New articles matched to saved searches (one per search and article).",
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "newsagg_webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered, retry or failed.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.event_streams = Counter(
+            "newsagg_event_streams",
+            "Event streams (GET /searches/{id}/events) opened.",
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         if self._multiprocess_dir:
             # Every worker's files, this one's included: the sums across workers.

@@ -17,6 +17,12 @@ from newsagg.key_cache import SharedKeyCache, file_key_cache_for, key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth, SharedHealth
+from newsagg.push.delivery import Deliverer
+from newsagg.push.matcher import Matcher
+from newsagg.push.searches import Searches
+from newsagg.push.stream import MatchHub
+from newsagg.push.webhooks import parse_backoff
+from newsagg.push.worker import PushWorker
 from newsagg.ratelimit import RateLimiter, Standing, choose
 from newsagg.settings import Settings
 from newsagg.shared import RedisLink, SharedResults
@@ -46,6 +52,9 @@ class Service:
     key_cache: SharedKeyCache | None = None
     budgets: Budgets | None = None
     harvester: Harvester | None = None
+    searches: Searches | None = None
+    pusher: PushWorker | None = None
+    hub: MatchHub | None = None
 
     def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
         """Each provider as GET /sources shows it: its feed standing and its harvest."""
@@ -75,12 +84,16 @@ class Service:
     async def disconnect(self) -> None:
         """Close the connections the running event loop made to shared stores; the service
         stays usable (the lifespan calls this as its loop ends)."""
+        if self.hub is not None:
+            await self.hub.close()
         if self.redis is not None:
             await self.redis.disconnect()
 
     def close(self) -> None:
         if self.harvester is not None:
             self.harvester.stop()  # before the store and the simulator it uses
+        if self.pusher is not None:
+            self.pusher.stop()
         if self.simulator is not None:
             self.simulator.stop()
         if self.key_cache is not None:
@@ -179,6 +192,22 @@ def build_service(settings: Settings) -> Service:
         timeout=settings.upstream_timeout,
         archive_days=settings.archive_days,
     )
+    searches = Searches(
+        store,
+        settings.search_limit,
+        bytes.fromhex(store.secret("feed_secret", lambda: secrets.token_hex(32))),
+        allow_private=settings.webhook_allow_private,
+    )
+    pusher = PushWorker(
+        store,
+        Matcher(store, metrics),
+        Deliverer(
+            store,
+            parse_backoff(settings.webhook_backoff),
+            metrics,
+            allow_private=settings.webhook_allow_private,
+        ),
+    )
     limiter = choose(settings, store, redis)
     if key_cache is not None:
         key_cache.start()
@@ -195,4 +224,7 @@ def build_service(settings: Settings) -> Service:
         key_cache,
         budgets,
         harvester,
+        searches,
+        pusher,
+        MatchHub(store),
     )

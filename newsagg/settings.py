@@ -108,6 +108,17 @@ def _quota(name: str, raw: str) -> str:
     return text
 
 
+def _backoff(name: str, raw: str) -> str:
+    """Comma-separated durations (`5s,5m,2h`); kept as the text given, stripped."""
+    from newsagg.push.webhooks import parse_backoff  # here: reading settings stays light
+
+    try:
+        parse_backoff(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+    return raw.strip()
+
+
 def _list(_name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -256,6 +267,52 @@ class Settings:
         "days an article is kept in the archive (`0`: every article forever)",
         _whole(0, 36_500),
     )
+    push: bool = setting(
+        "NEWSAGG_PUSH",
+        True,
+        "`on` or `off`: inside `newsagg serve`, matching new articles against saved searches"
+        " and delivering their webhooks (one instance at a time does it, as with the harvester)",
+        _switch,
+    )
+    search_limit_basic: int = setting(
+        "NEWSAGG_SEARCH_LIMIT_BASIC",
+        10,
+        "saved searches a `basic` key may hold",
+        _whole(0, 1_000_000),
+    )
+    search_limit_premium: int = setting(
+        "NEWSAGG_SEARCH_LIMIT_PREMIUM",
+        100,
+        "saved searches a `premium` key may hold",
+        _whole(0, 1_000_000),
+    )
+    search_limit_unlimited: int = setting(
+        "NEWSAGG_SEARCH_LIMIT_UNLIMITED",
+        1000,
+        "saved searches an `unlimited` key may hold",
+        _whole(0, 1_000_000),
+    )
+    webhook_backoff: str = setting(
+        "NEWSAGG_WEBHOOK_BACKOFF",
+        "5s,5m,30m,2h,5h,10h,10h",
+        "the waits before each retry of a failed webhook delivery (`s`, `m`, `h`, `d`; each"
+        " ±10 % jitter); after the last the delivery fails and the search's webhook is disabled",
+        _backoff,
+    )
+    webhook_allow_private: bool = setting(
+        "NEWSAGG_WEBHOOK_ALLOW_PRIVATE",
+        False,
+        "`on` allows webhooks to http URLs and to loopback, private and link-local addresses"
+        " (development and tests only: it lets API keys make the service call its own network)",
+        _switch,
+    )
+    stream_seconds: float = setting(
+        "NEWSAGG_STREAM_SECONDS",
+        300.0,
+        "how long one event stream (`GET /searches/{id}/events`) stays open before the client"
+        " reconnects with `Last-Event-ID` (EventSource does that by itself)",
+        _number(0.1),
+    )
     rate_limit_basic: int | None = setting(
         "NEWSAGG_RATE_LIMIT_BASIC",
         100,
@@ -349,6 +406,10 @@ class Settings:
                 continue
             changes[f.name] = True if raw is True else f.metadata["parse"](f.metadata["flag"], raw)
         return replace(self, **changes)
+
+    def search_limit(self, tier: Tier) -> int:
+        """How many saved searches a key of `tier` may hold."""
+        return getattr(self, f"search_limit_{tier}")
 
     def hourly_limit(self, tier: Tier) -> int | None:
         """The request limit per hour of a key of `tier`; None for no limit."""

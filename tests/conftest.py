@@ -155,6 +155,7 @@ def settings(tmp_path, simulator: Simulator) -> Settings:
             database=str(tmp_path / "newsagg.sqlite3"),
             upstream_timeout=1.0,
             harvest=False,
+            push=False,  # tests of push run its steps themselves
             **{f"{name}_quota": UNBUDGETED for name in PROVIDER_NAMES},
         ),
         simulator,
@@ -210,6 +211,7 @@ class LiveServer:
     """The app under uvicorn on a free loopback port, in a background thread."""
 
     def __init__(self, service: Service) -> None:
+        self.service = service
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"

@@ -111,15 +111,40 @@ class Findings:
         return response
 
     def _body(self, where: str, response: Any, schema_pointer: str, media_type: str) -> None:
-        body = response.json() if media_type.endswith("json") else response.text
-        for error in _validator(schema_pointer).iter_errors(body):
-            self.problems.append(f"{where}: {error.json_path}: {error.message}")
+        if media_type == "text/event-stream":  # the schema is one event's
+            bodies: list[Any] = _events(response.text)
+        else:
+            bodies = [response.json() if media_type.endswith("json") else response.text]
+        for body in bodies:
+            for error in _validator(schema_pointer).iter_errors(body):
+                self.problems.append(f"{where}: {error.json_path}: {error.message}")
+
+
+def _events(stream: str) -> list[dict[str, Any]]:
+    """Each event of a text/event-stream as its fields (comments left out); `retry` a number."""
+    events = []
+    for block in stream.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            if line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = int(value) if name == "retry" else value
+        if fields:
+            events.append(fields)
+    return events
 
 
 @pytest.fixture
 def limited_service(make_service: Callable[..., Service]) -> Service:
     # Limited tiers, so rate-limit headers appear; basic allows one request an hour.
-    return make_service(rate_limit_basic=1)
+    # Short event streams, so that reading one to its end takes a moment; two searches a key.
+    return make_service(rate_limit_basic=1, stream_seconds=0.1, search_limit_premium=2)
+
+
+def _url(path: str, **ids: int) -> str:
+    """An operation's URL for these ids; a feed's with a well-formed token."""
+    url = path.format(**ids)
+    return f"{url}?token={'A' * 32}" if url.startswith("/feeds/") else url
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -165,11 +190,55 @@ def test_every_documented_status_has_a_live_body_that_validates(
         check("createKey", c.post("/keys", content=b'{"name": "b"}', headers=plain), 415)
         check("createKey", c.post("/keys", json={"name": ""}, headers=admin), 400)
 
+        # Saved searches: a public IP literal as the webhook (nothing is sent: push is off).
+        hook = {"webhook_url": "https://93.184.216.34/hook"}
+        made = check(
+            "createSearch", c.post("/searches", json={"name": "s", **hook}, headers=admin), 201
+        )
+        search_id = made.json()["id"]
+        s = f"/searches/{search_id}"
+        check("createSearch", c.post("/searches", json={"name": ""}, headers=admin), 400)
+        check("createSearch", c.post("/searches", content=b'{"name": "b"}', headers=plain), 415)
+        bare = c.post("/searches", json={"name": "uncached", "q": "uncached"}, headers=admin)
+        bare_id = check("createSearch", bare, 201).json()["id"]
+        check("createSearch", c.post("/searches", json={"name": "third"}, headers=admin), 409)
+        check("listSearches", c.get("/searches", headers=admin), 200)
+        check("getSearch", c.get(s, headers=admin), 200)
+        check("getSearch", c.get("/searches/999999", headers=admin), 404)
+        check("updateSearch", c.patch(s, json={"name": "t"}, headers=admin), 200)
+        check("updateSearch", c.patch(s, json={"q": '"open'}, headers=admin), 400)
+        check("updateSearch", c.patch(s, content=b'{"name": "b"}', headers=plain), 415)
+        check("updateSearch", c.patch("/searches/999999", json={"name": "t"}, headers=admin), 404)
+        found = check("listSearchArticles", c.get(f"{s}/articles", headers=admin), 200)
+        etag = {"If-None-Match": found.headers["etag"]}
+        check("listSearchArticles", c.get(f"{s}/articles", headers=admin | etag), 304)
+        check("listSearchArticles", c.get("/searches/999999/articles", headers=admin), 404)
+        check("streamSearchEvents", c.get(f"{s}/events", headers=admin), 200)
+        check("streamSearchEvents", c.get("/searches/999999/events", headers=admin), 404)
+        check("listSearchDeliveries", c.get(f"{s}/deliveries", headers=admin), 200)
+        check("listSearchDeliveries", c.get("/searches/999999/deliveries", headers=admin), 404)
+        for operation_id, action, status in (
+            ("rotateWebhookSecret", "webhook/secret", 200),
+            ("pingWebhook", "webhook/ping", 202),
+            ("rotateFeedToken", "feed-token", 200),
+        ):
+            check(operation_id, c.post(f"{s}/{action}", headers=admin), status)
+            check(operation_id, c.post(f"/searches/999999/{action}", headers=admin), 404)
+            if operation_id != "rotateFeedToken":
+                check(operation_id, c.post(f"/searches/{bare_id}/{action}", headers=admin), 409)
+        feed_url = c.get(s, headers=admin).json()["feed_url"]
+        feed = check("getFeed", c.get(feed_url), 200)
+        check("getFeed", c.get(feed_url, headers={"If-None-Match": feed.headers["etag"]}), 304)
+        check("getFeed", c.get(f"/feeds/{search_id}?token={'A' * 32}"), 404)
+        check("deleteSearch", c.delete(s, headers=admin), 204)
+        check("deleteSearch", c.delete(s, headers=admin), 404)
+
         # Every upstream failing, on a query nothing is cached for: 503; then each
         # provider's last_error is an object.
         for name in PROVIDERS:
             simulator.set_fault(name, Fault("status", status=500))
         check("listArticles", c.get("/articles?q=uncached", headers=admin), 503)
+        check("listSearchArticles", c.get(f"/searches/{bare_id}/articles", headers=admin), 503)
         simulator.clear_faults()
         check("listSources", c.get("/sources", headers=admin), 200)
 
@@ -179,8 +248,8 @@ def test_every_documented_status_has_a_live_body_that_validates(
         # The spent key gets one request, then 429 everywhere it is counted.
         assert c.get("/sources", headers=spent).status_code == 200
         for operation_id, (path, method, operation) in OPERATIONS.items():
-            url = path.format(article_id=article_id, key_id=key_id)
-            body = {"json": {"name": "b"}} if method == "post" else {}
+            url = _url(path, article_id=article_id, key_id=key_id, search_id=search_id)
+            body = {"json": {"name": "b"}} if method in ("post", "patch") else {}
             secured = operation.get("security", SPEC["security"]) != []
             if "429" in operation["responses"]:
                 check(operation_id, c.request(method, url, headers=spent, **body), 429)
@@ -189,7 +258,8 @@ def test_every_documented_status_has_a_live_body_that_validates(
             if "403" in operation["responses"]:
                 check(operation_id, c.request(method, url, headers=user, **body), 403)
             # strict_validation: an unknown query parameter is a 400 on every operation.
-            check(operation_id, c.request(method, f"{url}?colour=red", headers=admin, **body), 400)
+            odd = f"{url}{'&' if '?' in url else '?'}colour=red"
+            check(operation_id, c.request(method, odd, headers=admin, **body), 400)
 
     documented = {
         (operation_id, int(status))
@@ -217,8 +287,8 @@ def test_every_operation_answers_its_documented_503_while_postgres_is_down(
             server.stop()
             for operation_id, (path, method, operation) in OPERATIONS.items():
                 if operation["responses"].get("503") == DATABASE_DOWN:
-                    url = path.format(article_id=1, key_id=1)
-                    body = {"json": {"name": "b"}} if method == "post" else {}
+                    url = _url(path, article_id=1, key_id=1, search_id=1)
+                    body = {"json": {"name": "b"}} if method in ("post", "patch") else {}
                     answer = c.request(method, url, headers=admin, **body)
                     findings.check(operation_id, answer, 503)
                     assert int(answer.headers["retry-after"]) > 0

@@ -349,16 +349,29 @@ class _Parser:
 # Reference semantics
 
 
+Fields = tuple[list[str], list[str]]  # an article's title tokens and description tokens
+
+
+def fields_of(title: str | None, body: str | None) -> Fields:
+    """An article's tokens, to test it against many queries (`matches_fields`)."""
+    return tokens(title or ""), tokens(body or "")
+
+
 def matches(node: Node, title: str | None, body: str | None) -> bool:
     """Whether an article matches, evaluated in Python over the shared tokens.
 
     This is the meaning of the language: every engine's rendering is tested against it, and
     the archive filters upstream results with it.
     """
-    return _eval(node, (tokens(title or ""), tokens(body or "")))
+    return _eval(node, fields_of(title, body))
 
 
-def _eval(node: Node, fields: tuple[list[str], list[str]]) -> bool:
+def matches_fields(node: Node, fields: Fields) -> bool:
+    """`matches` for an article tokenised once by `fields_of`."""
+    return _eval(node, fields)
+
+
+def _eval(node: Node, fields: Fields) -> bool:
     if isinstance(node, Term):
         searched = fields[:1] if node.field == "title" else fields
         return any(_term_in(node, field) for field in searched)

@@ -19,7 +19,7 @@ from newsagg.store import Store
 
 log = logging.getLogger(__name__)
 
-LEASE = "harvester"
+HARVESTER = "harvester"
 LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 # Contenders try to take the lease every 10-15 s: cheap (one statement), never in step.
@@ -30,11 +30,13 @@ class Leadership:
     def __init__(
         self,
         store: Store,
+        lease: str = HARVESTER,
         lease_seconds: float = LEASE_SECONDS,
         renew_seconds: float = RENEW_SECONDS,
         holder: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.lease = lease  # the lease's name: one per kind of work that runs once
         self.holder = holder or uuid.uuid4().hex
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -52,11 +54,11 @@ class Leadership:
         """Take or renew the lease now; whether this holder leads. An unreachable store
         means not leading: another instance may hold it meanwhile."""
         try:
-            granted = self._store.lease_take(LEASE, self.holder, self.lease_seconds)
+            granted = self._store.lease_take(self.lease, self.holder, self.lease_seconds)
         except Unavailable:
             granted = False
         if granted != (self._renewed_at is not None):
-            log.info("harvester %s the lead", "takes" if granted else "loses")
+            log.info("%s %s the lead", self.lease, "takes" if granted else "loses")
         self._renewed_at = self._clock() if granted else None
         return granted
 
@@ -73,4 +75,4 @@ class Leadership:
             return
         self._renewed_at = None
         with contextlib.suppress(Unavailable):  # then it expires by itself
-            self._store.lease_release(LEASE, self.holder)
+            self._store.lease_release(self.lease, self.holder)

@@ -187,6 +187,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')",
         ),
     ),
+    # Saved searches and their push (newsagg.push). A search matches the articles whose id
+    # is above its `after_id` (the newest when it was made); `sources` is a comma-separated
+    # list ('' for every provider). Matches are numbered in the order they were found: the
+    # number is the event id a stream resumes after. A webhook delivery keeps the body it
+    # was made with, so every attempt sends the same message under the same id.
+    Migration(
+        7,
+        "saved searches, matches and webhook deliveries",
+        (
+            "CREATE TABLE searches (id {id}, key_id BIGINT NOT NULL, name TEXT NOT NULL,"
+            " q TEXT, category TEXT, sources TEXT NOT NULL, paused {bool} NOT NULL,"
+            " created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL, after_id BIGINT NOT NULL,"
+            " feed_nonce TEXT NOT NULL, webhook_url TEXT, webhook_secret TEXT,"
+            " webhook_old_secret TEXT, webhook_old_until_us BIGINT, webhook_disabled_us BIGINT,"
+            " webhook_disabled_reason TEXT)",
+            "CREATE INDEX searches_key ON searches(key_id)",
+            "CREATE TABLE search_matches (id {id}, search_id BIGINT NOT NULL,"
+            " article_id BIGINT NOT NULL, matched_us BIGINT NOT NULL,"
+            " UNIQUE (search_id, article_id))",
+            "CREATE INDEX search_matches_search ON search_matches(search_id, id)",
+            "CREATE INDEX search_matches_article ON search_matches(article_id)",
+            "CREATE TABLE webhook_deliveries (id {id}, msg_id TEXT NOT NULL UNIQUE,"
+            " search_id BIGINT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,"
+            " article_count INTEGER NOT NULL, created_us BIGINT NOT NULL, status TEXT NOT NULL,"
+            " attempts INTEGER NOT NULL, next_us BIGINT, claimed_until_us BIGINT)",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_us)",
+            "CREATE INDEX webhook_deliveries_search ON webhook_deliveries(search_id, id)",
+            "CREATE TABLE webhook_attempts (id {id}, delivery_id BIGINT NOT NULL,"
+            " at_us BIGINT NOT NULL, status_code INTEGER, error TEXT,"
+            " duration_ms INTEGER NOT NULL)",
+            "CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, id)",
+        ),
+    ),
 )
 
 VERSION_TABLE = (

@@ -55,6 +55,7 @@ from newsagg.store.base import (
     take_budget,
 )
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
+from newsagg.store.push import PushRecords
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ STATEMENT_TIMEOUT_MS = 5000
 POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
 MIGRATION_LOCK = 7_265_320_341
+ARTICLES_LOCK = 7_265_320_342  # save_articles, likewise
 # Likewise for the per-key locks of rate-limit windows: (this class, key id) in the
 # two-number lock space, which does not overlap the one-number space above.
 WINDOW_LOCK_CLASS = 72_653
@@ -95,7 +97,7 @@ class _LostConnection(Unavailable):
     """The server closed the connection in hand; another connection may be sound."""
 
 
-class PostgresStore(KeyLookups, HarvestRecords):
+class PostgresStore(KeyLookups, HarvestRecords, PushRecords):
     PARAM = "%s"
     waits_on_network = True
 
@@ -205,6 +207,10 @@ class PostgresStore(KeyLookups, HarvestRecords):
         ordered = sorted(batch, key=lambda item: item[0])
         ids: dict[str, int] = {}
         with self._transaction() as db, db.cursor() as cursor:
+            # One saver at a time, until commit: ids are then committed in the order they
+            # were drawn, so the push matcher, reading ids above its watermark, never
+            # passes one that a slower transaction commits later.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
             cursor.executemany(
                 f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
                 " search, added_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
@@ -263,6 +269,12 @@ class PostgresStore(KeyLookups, HarvestRecords):
 
     def prune_articles(self, published_before: datetime) -> int:
         with self._transaction() as db:
+            # Their matches first: a stream or a feed never points at a missing article.
+            db.execute(
+                "DELETE FROM search_matches WHERE article_id IN"
+                " (SELECT id FROM articles WHERE published_us < %s)",
+                (to_us(published_before),),
+            )
             return db.execute(
                 "DELETE FROM articles WHERE published_us < %s", (to_us(published_before),)
             ).rowcount

@@ -43,6 +43,7 @@ from newsagg.store.base import (
     take_budget,
 )
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
+from newsagg.store.push import PushRecords
 
 BUSY_TIMEOUT_SECONDS = 10.0
 # The wall clock in microseconds, in SQL (julianday has millisecond precision).
@@ -77,7 +78,7 @@ def _rows(db: sqlite3.Connection) -> Rows:
     return lambda sql, params: db.execute(sql, params).fetchall()
 
 
-class SqliteStore(KeyLookups, HarvestRecords):
+class SqliteStore(KeyLookups, HarvestRecords, PushRecords):
     PARAM = "?"
     waits_on_network = False  # a local file: microseconds, cheaper inline than a thread hop
 
@@ -202,6 +203,12 @@ class SqliteStore(KeyLookups, HarvestRecords):
 
     def prune_articles(self, published_before: datetime) -> int:
         with self._transaction() as db:
+            # Their matches first: a stream or a feed never points at a missing article.
+            db.execute(
+                "DELETE FROM search_matches WHERE article_id IN"
+                " (SELECT id FROM articles WHERE published_us < ?)",
+                (to_us(published_before),),
+            )
             return db.execute(
                 "DELETE FROM articles WHERE published_us < ?", (to_us(published_before),)
             ).rowcount

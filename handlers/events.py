@@ -1,0 +1,48 @@
+"""GET /searches/{search_id}/events: a saved search's matches as Server-Sent Events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from newsagg.errors import InvalidInput
+from newsagg.feed import FeedItem
+from newsagg.push.stream import RETRY_MS
+from newsagg.service import Service
+from newsagg.store import without_blocking
+
+
+async def stream_search_events(
+    service: Service, token_info: dict[str, Any], search_id: int, last_event_id: str | None
+) -> StreamingResponse:
+    """One `article` event per match (its id the match's), heartbeat comments, and an end
+    after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID."""
+    assert service.searches is not None and service.hub is not None
+    await without_blocking(service.store, service.searches.get, token_info["key"], search_id)
+    after = None
+    if last_event_id:
+        if not last_event_id.isdigit():
+            raise InvalidInput("Last-Event-ID: must be the id of an event of this stream")
+        after = int(last_event_id)
+    matches = service.hub.stream(search_id, after, service.settings.stream_seconds)
+    service.metrics.event_streams.inc()
+    return StreamingResponse(
+        _events(matches),
+        media_type="text/event-stream",
+        # no-cache: each connection is new; X-Accel-Buffering: nginx passes events at once.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(matches: AsyncIterator[tuple[int, int, str] | None]) -> AsyncIterator[bytes]:
+    yield b"retry: %d\n\n" % RETRY_MS
+    async for match in matches:
+        if match is None:
+            yield b": keep-alive\n\n"
+            continue
+        match_id, article_id, data = match
+        # One line: the archive's JSON has no raw newline (json escapes it).
+        article = FeedItem.archived(article_id, data).json
+        yield b"id: %d\nevent: article\ndata: %s\n\n" % (match_id, article)

@@ -1,0 +1,1 @@
+"""Saved searches and what they push: matching, webhooks, event streams, feeds."""

@@ -1,0 +1,305 @@
+"""Webhook primitives: secrets, Standard Webhooks signatures, the retry schedule, the SSRF
+guard and one delivery attempt.
+
+Nothing here knows about searches or the store: the delivery worker composes these. The
+headers named here are those of the outgoing webhook request (the Standard Webhooks
+contract), not of the API's own answers.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import random
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import requests
+from standardwebhooks.webhooks import Webhook
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from newsagg.errors import InvalidInput
+
+USER_AGENT = "newsagg-webhooks/1"
+# A hung system resolver must not hold a delivery (or a POST /searches) for its own timeout.
+RESOLVE_DEADLINE_SECONDS = 2.0
+# Enough to finish a normal reply so the connection can be reused; the body is never kept.
+MAX_RESPONSE_BYTES = 64 * 1024
+JITTER = 0.10
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolve = Callable[[str, int], list[str]]
+
+
+class TargetRefused(InvalidInput):
+    """A webhook URL the service will not call: wrong scheme, or an address it must not reach."""
+
+
+def new_secret() -> str:
+    """A fresh signing secret in the Standard Webhooks form, "whsec_" + base64 of 24 bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def _utc(timestamp: datetime) -> datetime:
+    # standardwebhooks replaces the tzinfo rather than converting, so an aware non-UTC time
+    # would be signed hours off; a naive time is taken as UTC, as the library does.
+    if timestamp.tzinfo is None:
+        return timestamp.replace(tzinfo=UTC)
+    return timestamp.astimezone(UTC)
+
+
+def signature_header(secrets_: Sequence[str], msg_id: str, timestamp: datetime, body: bytes) -> str:
+    """The webhook-signature value: one "v1,<base64>" per secret, current secret first.
+
+    During a rotation both the new and the previous secret sign, so a receiver still holding
+    the old one keeps verifying."""
+    if not secrets_:
+        raise ValueError("at least one secret is needed to sign a webhook")
+    data = body.decode("utf-8")
+    return " ".join(Webhook(secret).sign(msg_id, _utc(timestamp), data) for secret in secrets_)
+
+
+def delivery_headers(
+    secrets_: Sequence[str], msg_id: str, timestamp: datetime, body: bytes
+) -> dict[str, str]:
+    """The headers of one webhook request (Standard Webhooks) for `body`."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(_utc(timestamp).timestamp())),
+        "webhook-signature": signature_header(secrets_, msg_id, timestamp, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_backoff(text: str) -> tuple[float, ...]:
+    """ "5s,5m,30m,2h" -> (5.0, 300.0, 1800.0, 7200.0): the waits before each retry.
+
+    Raises ValueError naming the bad part; the settings code adds the variable's name."""
+    items = [item.strip() for item in text.split(",")]
+    if items == [""]:
+        raise ValueError("the backoff schedule needs at least one duration, like 5s,5m,2h")
+    delays = []
+    for item in items:
+        match = _DURATION.fullmatch(item)
+        if match is None:
+            raise ValueError(
+                f"{item!r} is not a duration: use a number followed by s, m, h or d, like 5m"
+            )
+        seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+        if seconds <= 0:
+            raise ValueError(f"{item!r} is not a positive duration")
+        delays.append(seconds)
+    return tuple(delays)
+
+
+def retry_delay(
+    schedule: Sequence[float], attempts_made: int, rng: random.Random | None = None
+) -> float | None:
+    """Seconds to wait after `attempts_made` failed attempts, ±10 % jitter (so receivers that
+    failed together are not retried in lockstep); None when the schedule is used up."""
+    if attempts_made < 1:
+        raise ValueError("retry_delay is asked only after a failed attempt")
+    if attempts_made > len(schedule):
+        return None
+    uniform = rng.uniform if rng is not None else random.uniform
+    return schedule[attempts_made - 1] * uniform(1 - JITTER, 1 + JITTER)
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, within RESOLVE_DEADLINE_SECONDS.
+
+    getaddrinfo cannot be cancelled, so it runs on a daemon thread of its own: on a timeout
+    the caller moves on and the thread ends whenever the resolver gives up, without holding
+    the process at exit (a pool thread would, and would queue later lookups behind it)."""
+    future: Future[list[str]] = Future()
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            future.set_result([str(info[4][0]) for info in infos])
+        except BaseException as error:  # handed to the waiting caller, not swallowed
+            future.set_exception(error)
+
+    threading.Thread(target=lookup, name="webhook-resolve", daemon=True).start()
+    try:
+        return future.result(timeout=RESOLVE_DEADLINE_SECONDS)
+    except (TimeoutError, OSError, UnicodeError) as error:
+        # UnicodeError: a name the IDNA codec rejects cannot be looked up either.
+        raise TargetRefused(f"webhook_url: {host} cannot be resolved") from error
+
+
+# The characters RFC 3986 allows in a URI (non-ASCII and spaces must be percent-encoded).
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+def _why_not_public(address: IPAddress) -> str | None:
+    """What kind of non-public address this is, or None for a global unicast one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # ::ffff:127.0.0.1 and 6to4 forms reach the embedded IPv4 address; Python 3.11 does
+        # not classify the IPv6 form by what it embeds.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return _why_not_public(embedded)
+    checks = (
+        (address in _METADATA, "a cloud metadata address"),
+        (address.is_unspecified, "an unspecified address"),
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address"),
+        (address.is_multicast, "a multicast address"),
+        (address in _SHARED_ADDRESS_SPACE, "a shared address space (carrier NAT) address"),
+        (address.is_private, "a private address"),
+        (address.is_reserved, "a reserved address"),
+        (not address.is_global, "not a public address"),
+    )
+    return next((reason for refused, reason in checks if refused), None)
+
+
+def _refuse_unless_public(shown: str, addresses: Sequence[str]) -> None:
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError as error:
+            raise TargetRefused(f"webhook_url: {shown} resolves to an unusable address") from error
+        reason = _why_not_public(address)
+        if reason is not None:
+            raise TargetRefused(f"webhook_url: {address} is {reason}")
+
+
+def check_target(url: str, *, allow_private: bool, resolve: Resolve = system_resolve) -> list[str]:
+    """The addresses a webhook to `url` may reach, or TargetRefused saying why none.
+
+    Every resolved address must be public: one private answer among public ones is enough
+    for a rebinding resolver to pick it. With `allow_private` (a trusted deployment, tests)
+    http is allowed too and nothing is resolved, so the answer is []. Details never repeat
+    the URL's credentials, path or query."""
+    if not _URI.fullmatch(url):
+        raise TargetRefused("webhook_url: not a valid URL (RFC 3986: no spaces or raw non-ASCII)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # a bad IPv6 bracket, a port out of range or not a number
+        raise TargetRefused("webhook_url: not a valid URL (or a port outside 1-65535)") from error
+    schemes = ("http", "https") if allow_private else ("https",)
+    if parts.scheme not in schemes:
+        raise TargetRefused(
+            "webhook_url: http or https is required"
+            if allow_private
+            else "webhook_url: https is required"
+        )
+    if "@" in parts.netloc:
+        raise TargetRefused("webhook_url: credentials in the URL are not allowed")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise TargetRefused("webhook_url: a host is required")
+    if port == 0:
+        raise TargetRefused("webhook_url: the port must be between 1 and 65535")
+    if allow_private:
+        return []
+    if host == "localhost" or host.endswith(".localhost"):
+        # RFC 6761: these names are loopback whatever a resolver says.
+        raise TargetRefused(f"webhook_url: {host} is a loopback name")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        _refuse_unless_public(host, [host])
+        return [host]
+    default_port = 443 if parts.scheme == "https" else 80
+    try:
+        addresses = resolve(host, port or default_port)
+    except OSError as error:  # an injected resolver's failure, like system_resolve's
+        raise TargetRefused(f"webhook_url: {host} cannot be resolved") from error
+    if not addresses:
+        raise TargetRefused(f"webhook_url: {host} cannot be resolved")
+    _refuse_unless_public(host, addresses)
+    return addresses
+
+
+def is_success(status: int | None) -> bool:
+    """Standard Webhooks: any 2xx means delivered."""
+    return status is not None and 200 <= status < 300
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a delivery, as the deliveries list shows it (never the response body)."""
+
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return is_success(self.status_code)
+
+
+def send(
+    session: requests.Session,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    timeout: float = 5.0,
+    allow_private: bool,
+    resolve: Resolve = system_resolve,
+) -> Attempt:
+    """POST one webhook; every failure becomes an Attempt, never an exception.
+
+    The target is checked again here, not only when the URL was saved: what a name resolves
+    to changes. The connection itself resolves the name once more, so a resolver that answers
+    differently within that window (DNS rebinding) is not caught; pinning the checked address
+    for the connection is not done. The session should have `trust_env = False`, or requests
+    would add proxies and .netrc credentials from the environment to a receiver's request."""
+    started = time.monotonic()
+
+    def attempt(status_code: int | None, error: str | None) -> Attempt:
+        return Attempt(status_code, error, round((time.monotonic() - started) * 1000))
+
+    try:
+        check_target(url, allow_private=allow_private, resolve=resolve)
+    except TargetRefused as refused:
+        return attempt(None, refused.detail)
+    try:
+        response = session.post(
+            url,
+            data=body,
+            headers=dict(headers),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+        )
+    # ConnectTimeout is both a Timeout and a ConnectionError: Timeout is tested first.
+    except requests.Timeout:
+        return attempt(None, f"timeout after {timeout:g} s")
+    except requests.ConnectionError:
+        return attempt(None, "connection failed")
+    except requests.RequestException as error:
+        # The exception's text may quote the URL, which can carry the receiver's own token.
+        return attempt(None, f"request failed ({type(error).__name__})")
+    # The status line already decided the outcome; the body is only drained. raw is urllib3's:
+    # a stalled or cut-off body raises its errors, not requests'.
+    with (
+        response,
+        contextlib.suppress(requests.RequestException, Urllib3Error, OSError, ValueError),
+    ):
+        response.raw.read(MAX_RESPONSE_BYTES, decode_content=False)
+    if response.is_redirect:
+        return attempt(response.status_code, "redirect not followed")
+    return attempt(response.status_code, None)

@@ -1,0 +1,389 @@
+"""Saved searches, their matches and their webhook deliveries, as both backends store them.
+
+Written once for SQLite and PostgreSQL (each supplies `_read`, `_transaction` and its
+placeholder), like `KeyLookups`. Times are microseconds since the epoch, given by the
+caller, so that the core's clock decides (and tests can set it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+SEARCH_FIELDS = (
+    "id",
+    "key_id",
+    "name",
+    "q",
+    "category",
+    "sources",
+    "paused",
+    "created_us",
+    "updated_us",
+    "after_id",
+    "feed_nonce",
+    "webhook_url",
+    "webhook_secret",
+    "webhook_old_secret",
+    "webhook_old_until_us",
+    "webhook_disabled_us",
+    "webhook_disabled_reason",
+)
+SEARCH_COLUMNS = ", ".join(SEARCH_FIELDS)
+# What an update may set: every column but the identity, the owner and the creation.
+UPDATABLE = frozenset(SEARCH_FIELDS) - {"id", "key_id", "created_us", "after_id"}
+WATERMARK = "push_watermark"  # meta: the newest article id the matcher has looked at
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRecord:
+    id: int
+    key_id: int  # the owner
+    name: str
+    q: str | None
+    category: str | None
+    sources: tuple[str, ...]  # empty: every provider
+    paused: bool
+    created_us: int
+    updated_us: int
+    after_id: int  # it matches the articles with a higher id (those newer than it)
+    feed_nonce: str  # rotating it changes the feed token
+    webhook_url: str | None
+    webhook_secret: str | None
+    webhook_old_secret: str | None  # the previous secret, valid until webhook_old_until_us
+    webhook_old_until_us: int | None
+    webhook_disabled_us: int | None  # when its deliveries were given up
+    webhook_disabled_reason: str | None
+
+
+def _search(row: Sequence[Any]) -> SearchRecord:
+    values = list(row)
+    values[5] = tuple(name for name in row[5].split(",") if name)
+    values[6] = bool(row[6])
+    return SearchRecord(*values)
+
+
+def _stored(field: str, value: Any) -> Any:
+    return ",".join(value or ()) if field == "sources" else value
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An archived article as the matcher reads it."""
+
+    id: int
+    data: str  # its public JSON without the id
+    title: str | None
+    description: str | None
+    category: str | None
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDraft:
+    msg_id: str
+    search_id: int
+    kind: str  # "articles.matched" | "webhook.ping"
+    body: str  # the JSON sent on every attempt
+    article_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A claimed delivery and what sending it needs (the search's webhook as it is now)."""
+
+    id: int
+    msg_id: str
+    search_id: int
+    kind: str
+    body: str
+    attempts: int  # made so far
+    webhook_url: str | None
+    secrets: tuple[str, ...]  # current first; the previous one while it is still valid
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    at_us: int
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    msg_id: str
+    kind: str
+    created_us: int
+    status: str  # "pending" | "delivered" | "failed"
+    article_count: int
+    next_us: int | None
+    attempts: tuple[AttemptRecord, ...]  # oldest first
+
+
+class PushRecords:
+    PARAM: str
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    # -- searches --------------------------------------------------------------------
+
+    def search_add(self, values: Mapping[str, Any], cap: int) -> SearchRecord | None:
+        """Store a new search of `values["key_id"]` unless its owner holds `cap` already
+        (None then). Its `after_id` is the newest article id now."""
+        p = self.PARAM
+        names = [name for name in SEARCH_FIELDS if name not in ("id", "after_id")]
+        params = tuple(_stored(name, values.get(name)) for name in names)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"INSERT INTO searches({', '.join(names)}, after_id)"
+                f" SELECT {', '.join([p] * len(names))},"
+                " (SELECT COALESCE(MAX(id), 0) FROM articles)"
+                f" WHERE (SELECT COUNT(*) FROM searches WHERE key_id = {p}) < {p}"
+                f" RETURNING {SEARCH_COLUMNS}",
+                (*params, values["key_id"], cap),
+            ).fetchall()
+        return _search(rows[0]) if rows else None
+
+    def search_get(self, search_id: int) -> SearchRecord | None:
+        rows = self._read(
+            f"SELECT {SEARCH_COLUMNS} FROM searches WHERE id = {self.PARAM}", (search_id,)
+        )
+        return _search(rows[0]) if rows else None
+
+    def searches_of(self, key_id: int | None) -> list[SearchRecord]:
+        """A key's searches (every search for None), oldest first."""
+        where, params = ("", ()) if key_id is None else (f" WHERE key_id = {self.PARAM}", (key_id,))
+        rows = self._read(f"SELECT {SEARCH_COLUMNS} FROM searches{where} ORDER BY id", params)
+        return [_search(row) for row in rows]
+
+    def search_update(self, search_id: int, changes: Mapping[str, Any]) -> SearchRecord | None:
+        p = self.PARAM
+        unknown = set(changes) - UPDATABLE
+        if unknown or not changes:
+            raise ValueError(f"not updatable: {sorted(unknown) or 'nothing given'}")
+        assignments = ", ".join(f"{name} = {p}" for name in changes)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"UPDATE searches SET {assignments} WHERE id = {p} RETURNING {SEARCH_COLUMNS}",
+                (*(_stored(name, value) for name, value in changes.items()), search_id),
+            ).fetchall()
+        return _search(rows[0]) if rows else None
+
+    def search_delete(self, search_id: int) -> bool:
+        p = self.PARAM
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM webhook_attempts WHERE delivery_id IN"
+                f" (SELECT id FROM webhook_deliveries WHERE search_id = {p})",
+                (search_id,),
+            )
+            db.execute(f"DELETE FROM webhook_deliveries WHERE search_id = {p}", (search_id,))
+            db.execute(f"DELETE FROM search_matches WHERE search_id = {p}", (search_id,))
+            return db.execute(f"DELETE FROM searches WHERE id = {p}", (search_id,)).rowcount == 1
+
+    def active_searches(self) -> list[SearchRecord]:
+        """The searches that match: not paused, of a key that is not revoked."""
+        columns = ", ".join(f"s.{name}" for name in SEARCH_FIELDS)
+        rows = self._read(
+            f"SELECT {columns} FROM searches s JOIN api_keys k ON k.id = s.key_id"
+            " WHERE k.revoked_at IS NULL AND s.paused = FALSE ORDER BY s.id"
+        )
+        return [_search(row) for row in rows]
+
+    # -- matching --------------------------------------------------------------------
+
+    def push_watermark(self) -> int | None:
+        """The newest article id the matcher has looked at; None before its first run."""
+        rows = self._read(f"SELECT value FROM meta WHERE name = {self.PARAM}", (WATERMARK,))
+        return int(rows[0][0]) if rows else None
+
+    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]:
+        """The archived articles with an id above `article_id`, in id (arrival) order."""
+        p = self.PARAM
+        rows = self._read(
+            "SELECT id, data, title, description, category, source FROM articles"
+            f" WHERE id > {p} ORDER BY id LIMIT {p}",
+            (article_id, limit),
+        )
+        return [NewArticle(*row) for row in rows]
+
+    def record_matches(
+        self,
+        seen_up_to: int | None,
+        now_seen_up_to: int,
+        matches: Sequence[tuple[int, int]],
+        deliveries: Sequence[DeliveryDraft],
+        now_us: int,
+    ) -> bool:
+        """Store (search id, article id) matches and their deliveries and move the watermark
+        from `seen_up_to` to `now_seen_up_to`, all or nothing; False (nothing stored) when
+        the watermark is no longer `seen_up_to` (another matcher got there first)."""
+        p = self.PARAM
+        with self._transaction() as db:
+            if seen_up_to is None:
+                moved = db.execute(
+                    f"INSERT INTO meta(name, value) VALUES ({p}, {p})"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (WATERMARK, str(now_seen_up_to)),
+                ).rowcount
+            else:
+                moved = db.execute(
+                    f"UPDATE meta SET value = {p} WHERE name = {p} AND value = {p}",
+                    (str(now_seen_up_to), WATERMARK, str(seen_up_to)),
+                ).rowcount
+            if moved != 1:
+                return False
+            for search_id, article_id in matches:
+                db.execute(
+                    "INSERT INTO search_matches(search_id, article_id, matched_us)"
+                    f" VALUES ({p}, {p}, {p}) ON CONFLICT (search_id, article_id) DO NOTHING",
+                    (search_id, article_id, now_us),
+                )
+            for draft in deliveries:
+                self._add_delivery(db, draft, now_us)
+        return True
+
+    def matches_after(
+        self, search_id: int, match_id: int, limit: int
+    ) -> list[tuple[int, int, str]]:
+        """(match id, article id, article JSON without id) of a search's matches after
+        `match_id`, oldest first; a match whose article was pruned is skipped."""
+        p = self.PARAM
+        return self._read(
+            "SELECT m.id, a.id, a.data FROM search_matches m JOIN articles a"
+            f" ON a.id = m.article_id WHERE m.search_id = {p} AND m.id > {p}"
+            f" ORDER BY m.id LIMIT {p}",
+            (search_id, match_id, limit),
+        )
+
+    def matched_searches_after(self, match_id: int, limit: int) -> list[tuple[int, int]]:
+        """(match id, search id) of every match after `match_id`, oldest first."""
+        p = self.PARAM
+        return self._read(
+            f"SELECT id, search_id FROM search_matches WHERE id > {p} ORDER BY id LIMIT {p}",
+            (match_id, limit),
+        )
+
+    def newest_match_id(self) -> int:
+        return self._read("SELECT COALESCE(MAX(id), 0) FROM search_matches")[0][0]
+
+    # -- webhook deliveries ----------------------------------------------------------
+
+    def _add_delivery(self, db: Any, draft: DeliveryDraft, now_us: int) -> None:
+        p = self.PARAM
+        db.execute(
+            "INSERT INTO webhook_deliveries(msg_id, search_id, kind, body, article_count,"
+            f" created_us, status, attempts, next_us) VALUES ({p}, {p}, {p}, {p}, {p}, {p},"
+            f" 'pending', 0, {p})",
+            (
+                draft.msg_id,
+                draft.search_id,
+                draft.kind,
+                draft.body,
+                draft.article_count,
+                now_us,
+                now_us,
+            ),
+        )
+
+    def delivery_add(self, draft: DeliveryDraft, now_us: int) -> None:
+        with self._transaction() as db:
+            self._add_delivery(db, draft, now_us)
+
+    def deliveries_claim(self, now_us: int, hold_us: int, limit: int) -> list[DueDelivery]:
+        """Claim up to `limit` due deliveries for `hold_us` (no other claim takes them
+        meanwhile, on any instance), oldest due first."""
+        p = self.PARAM
+        claimable = f"(claimed_until_us IS NULL OR claimed_until_us <= {p})"
+        with self._transaction() as db:
+            # The claim is re-checked on the row itself (PostgreSQL re-evaluates the outer
+            # WHERE on a row another transaction just updated): two claimers never share one.
+            claimed = db.execute(
+                f"UPDATE webhook_deliveries SET claimed_until_us = {p} WHERE {claimable}"
+                " AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+                f" AND next_us <= {p} AND {claimable} ORDER BY next_us, id LIMIT {p})"
+                " RETURNING id",
+                (now_us + hold_us, now_us, now_us, now_us, limit),
+            ).fetchall()
+            if not claimed:
+                return []
+            ids = [row[0] for row in claimed]
+            rows = db.execute(
+                "SELECT d.id, d.msg_id, d.search_id, d.kind, d.body, d.attempts, s.webhook_url,"
+                " s.webhook_secret, s.webhook_old_secret, s.webhook_old_until_us,"
+                " s.webhook_disabled_us FROM webhook_deliveries d"
+                " LEFT JOIN searches s ON s.id = d.search_id"
+                f" WHERE d.id IN ({', '.join([p] * len(ids))}) ORDER BY d.next_us, d.id",
+                tuple(ids),
+            ).fetchall()
+        due = []
+        for row in rows:
+            current, old, old_until, disabled = row[7:]
+            old_valid = old is not None and (old_until or 0) > now_us
+            secrets = tuple(s for s in (current, old if old_valid else None) if s)
+            due.append(DueDelivery(*row[:7], secrets, bool(disabled)))
+        return due
+
+    def delivery_attempted(
+        self,
+        delivery_id: int,
+        attempt: AttemptRecord,
+        status: str,
+        next_us: int | None,
+        disable: tuple[int, str] | None = None,
+    ) -> None:
+        """Record one attempt and the delivery's state after it; `disable` (search id,
+        reason) gives the search's webhook up in the same transaction."""
+        p = self.PARAM
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO webhook_attempts(delivery_id, at_us, status_code, error,"
+                f" duration_ms) VALUES ({p}, {p}, {p}, {p}, {p})",
+                (
+                    delivery_id,
+                    attempt.at_us,
+                    attempt.status_code,
+                    attempt.error,
+                    attempt.duration_ms,
+                ),
+            )
+            db.execute(
+                f"UPDATE webhook_deliveries SET status = {p}, attempts = attempts + 1,"
+                f" next_us = {p}, claimed_until_us = NULL WHERE id = {p}",
+                (status, next_us, delivery_id),
+            )
+            if disable is not None:
+                search_id, reason = disable
+                db.execute(
+                    f"UPDATE searches SET webhook_disabled_us = {p},"
+                    f" webhook_disabled_reason = {p} WHERE id = {p}",
+                    (attempt.at_us, reason, search_id),
+                )
+
+    def deliveries_of(self, search_id: int, limit: int) -> list[DeliveryRecord]:
+        """A search's newest deliveries first, each with its attempts."""
+        p = self.PARAM
+        rows = self._read(
+            "SELECT id, msg_id, kind, created_us, status, article_count, next_us"
+            f" FROM webhook_deliveries WHERE search_id = {p} ORDER BY id DESC LIMIT {p}",
+            (search_id, limit),
+        )
+        if not rows:
+            return []
+        attempts: dict[int, list[AttemptRecord]] = {row[0]: [] for row in rows}
+        for delivery_id, *values in self._read(
+            "SELECT delivery_id, at_us, status_code, error, duration_ms FROM webhook_attempts"
+            f" WHERE delivery_id IN ({', '.join([p] * len(rows))}) ORDER BY id",
+            tuple(attempts),
+        ):
+            attempts[delivery_id].append(AttemptRecord(*values))
+        return [DeliveryRecord(*row, tuple(attempts[row[0]])) for row in rows]
