@@ -50,7 +50,7 @@ def events(response: requests.Response) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def server(make_service) -> Iterator[LiveServer]:
     # Streams end soon, so a test reading one to its end is bounded by it.
-    with LiveServer(make_service(stream_seconds=3.0)) as live:
+    with LiveServer(make_service(stream_seconds=8.0)) as live:
         yield live
 
 
@@ -85,7 +85,7 @@ def test_matches_stream_and_a_reconnect_resumes_after_the_last_event(server):
             json.loads(e["data"])["title"] for e in events(resumed) if e.get("event") == "article"
         ]
     assert titles == ["Drone two", "Drone three"]  # after the first, nothing twice
-    assert time.monotonic() - started < 8  # the stream ended by itself (3 s)
+    assert time.monotonic() - started < 20  # the stream ended by itself (8 s)
 
 
 def test_another_key_cannot_stream_and_a_bad_last_event_id_is_a_400(server):
