@@ -7,8 +7,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from newsagg.errors import InvalidInput
-from newsagg.feed import FeedItem
+from newsagg.feed import archived_json
 from newsagg.push.stream import RETRY_MS
 from newsagg.service import Service
 from newsagg.store import without_blocking
@@ -19,13 +18,11 @@ async def stream_search_events(
 ) -> StreamingResponse:
     """One `article` event per match (its id the match's), heartbeat comments, and an end
     after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID."""
-    assert service.searches is not None and service.hub is not None
     await without_blocking(service.store, service.searches.get, token_info["key"], search_id)
-    after = None
-    if last_event_id:
-        if not last_event_id.isdigit():
-            raise InvalidInput("Last-Event-ID: must be the id of an event of this stream")
+    if last_event_id:  # digits only: Connexion checked it against the contract
         after = int(last_event_id)
+    else:  # from the next match on, fixed now: the answer starts before the stream does
+        after = await without_blocking(service.store, service.store.newest_match_id)
     matches = service.hub.stream(search_id, after, service.settings.stream_seconds)
     service.metrics.event_streams.inc()
     return StreamingResponse(
@@ -44,5 +41,5 @@ async def _events(matches: AsyncIterator[tuple[int, int, str] | None]) -> AsyncI
             continue
         match_id, article_id, data = match
         # One line: the archive's JSON has no raw newline (json escapes it).
-        article = FeedItem.archived(article_id, data).json
+        article = archived_json(article_id, data)
         yield b"id: %d\nevent: article\ndata: %s\n\n" % (match_id, article)

@@ -34,15 +34,13 @@ class MatchHub:
         self._seen: int | None = None
 
     async def stream(
-        self, search_id: int, after: int | None, lasts: float, heartbeat: float = HEARTBEAT_SECONDS
+        self, search_id: int, after: int, lasts: float, heartbeat: float = HEARTBEAT_SECONDS
     ) -> AsyncIterator[tuple[int, int, str] | None]:
         """(match id, article id, article JSON without id) of each match of the search
-        after match `after` (None: from now on), as they come, for `lasts` seconds; None
-        for a heartbeat when nothing came for `heartbeat` seconds."""
+        after match `after`, as they come, for `lasts` seconds; None for a heartbeat when
+        nothing came for `heartbeat` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + lasts
-        if after is None:
-            after = await without_blocking(self._store, self._store.newest_match_id)
         woken = asyncio.Event()
         self._waiting[search_id].add(woken)
         self._ensure_polling()
