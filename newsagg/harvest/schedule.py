@@ -14,6 +14,7 @@ from newsagg.budget import Limit
 
 ADAPT_UP = 1.5  # nothing new: wait this much longer next time
 ADAPT_DOWN = 0.5  # a page came back full: stories are piling up, come back sooner
+NEWSAPI_FLOOR = 10.0  # seconds between two top-headlines calls at the most
 JITTER = 0.2  # each wait is stretched by up to this fraction, so instances never align
 
 
@@ -70,7 +71,9 @@ def paces(budget_paces: dict[str, float], demo: bool = False) -> dict[str, Pace]
     """Each provider's pace, from the seconds per call its harvest budget allows
     (`budget_pace`). HN and the Guardian take everything new each run, so their interval
     adapts between bounds (never faster than their budget); NewsAPI makes one call a turn,
-    exactly at its budget's pace. Demo mode (the simulator) runs in seconds."""
+    exactly at its budget's pace, but not oftener than every NEWSAPI_FLOOR seconds (a budget
+    wide open would otherwise have it call in a loop). Demo mode (the simulator) runs in
+    seconds."""
     if demo:
         quick = Pace(minimum=5.0, start=10.0, maximum=30.0, failure_cap=60.0)
         return {
@@ -79,10 +82,11 @@ def paces(budget_paces: dict[str, float], demo: bool = False) -> dict[str, Pace]
             "newsapi": Pace(30.0, 30.0, 30.0, 300.0),
         }
     hn, guardian, newsapi = (budget_paces[name] for name in ("hackernews", "guardian", "newsapi"))
+    headlines = max(NEWSAPI_FLOOR, newsapi)
     return {
         "hackernews": Pace(max(60.0, hn), max(300.0, hn), max(900.0, hn), max(3600.0, hn)),
         "guardian": Pace(
             max(120.0, guardian), max(600.0, guardian), max(1800.0, guardian), max(3600.0, guardian)
         ),
-        "newsapi": Pace(newsapi, newsapi, newsapi, max(3600.0, newsapi)),
+        "newsapi": Pace(headlines, headlines, headlines, max(3600.0, newsapi)),
     }
