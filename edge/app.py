@@ -134,7 +134,7 @@ def harvesting(service: Service) -> None:
     them, and a lease each lets one of them work."""
     if service.settings.harvest and service.harvester is not None:
         service.harvester.start()
-    if service.settings.push and service.pusher is not None:
+    if service.settings.push:
         service.pusher.start()
 
 
@@ -155,8 +155,7 @@ def create_app(
             finally:
                 if service.harvester is not None:
                     service.harvester.stop()
-                if service.pusher is not None:
-                    service.pusher.stop()
+                service.pusher.stop()
                 await service.disconnect()
             return
         built = build_service(settings)

@@ -8,6 +8,7 @@ become handler arguments of the same name (as `token_info` does after authentica
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import Scope
@@ -48,10 +49,19 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def base_url(scope: Scope) -> str:
-    """The service's URL as this request reached it (scheme, Host, root path), for the
-    absolute URLs an answer gives out (a feed URL is handed to a feed reader alone)."""
-    host = header(scope, b"host")
+def headers(scope: Scope, names: Iterable[bytes]) -> dict[bytes, str | None]:
+    """The first value of each of these request headers (names in lower case), in one pass."""
+    found: dict[bytes, str | None] = dict.fromkeys(names)
+    for key, value in scope["headers"]:
+        if key in found and found[key] is None:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+def base_url(scope: Scope, host: str | None) -> str:
+    """The service's URL as this request reached it (scheme, `host` from the Host header,
+    root path), for the absolute URLs an answer gives out (a feed URL is handed to a feed
+    reader alone)."""
     if host is None:
         server = scope.get("server") or ("localhost", None)
         host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"

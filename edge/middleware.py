@@ -1,9 +1,9 @@
 """Per-request dependencies and rate limiting, around Connexion's own layers.
 
 - `RequestContextMiddleware` (outside Connexion's exception handling, so it sees every
-  answer): hands handlers their dependencies (`service`, `renderings`, and the headers
-  `if_none_match`, `last_event_id`, `accept`; `base_url`) and puts the caller's rate-limit standing
-  on every answer of a counted request, errors included.
+  answer): hands handlers their dependencies (`service`, `renderings`, `base_url` and the
+  headers `if_none_match`, `last_event_id`, `accept`) and puts the caller's rate-limit
+  standing on every answer of a counted request, errors included.
 - `RateLimitMiddleware` (after authentication, before validation): counts the request
   against the caller's hourly limit, or refuses it with 429.
 
@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.deps import RENDERINGS, SERVICE, base_url, connexion_context, header, service_of
+from edge.deps import (
+    RENDERINGS,
+    SERVICE,
+    base_url,
+    connexion_context,
+    headers,
+    service_of,
+)
 from newsagg.errors import RateLimited, Unavailable
 from newsagg.ratelimit import Standing
 from newsagg.store import KeyRecord
@@ -44,6 +51,14 @@ def rate_limit_headers(standing: Standing) -> list[tuple[bytes, bytes]]:
     ]
 
 
+# Request headers handed to handlers, by the argument name they take them as.
+PASSED_HEADERS = {
+    b"if-none-match": "if_none_match",
+    b"last-event-id": "last_event_id",
+    b"accept": "accept",
+}
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,11 +71,11 @@ class RequestContextMiddleware:
         context = connexion_context(scope)
         context[SERVICE] = service
         context[RENDERINGS] = scope["state"][RENDERINGS]
-        context["if_none_match"] = header(scope, b"if-none-match")
         # Connexion validates header parameters but hands handlers none: these come so.
-        context["last_event_id"] = header(scope, b"last-event-id")
-        context["accept"] = header(scope, b"accept")
-        context["base_url"] = base_url(scope)
+        found = headers(scope, (*PASSED_HEADERS, b"host"))
+        for name, argument in PASSED_HEADERS.items():
+            context[argument] = found[name]
+        context["base_url"] = base_url(scope, found[b"host"])
         extensions = scope["extensions"]
 
         async def send_with_standing(message: Message) -> None:

@@ -7,7 +7,6 @@ no upstream call.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -15,6 +14,7 @@ from connexion.lifecycle import ConnexionResponse
 
 from edge.feeds import ATOM, FeedPage, negotiate, render_atom, render_json_feed
 from edge.replies import cacheable_reply, weak_etag
+from newsagg.feed import article_fields
 from newsagg.service import Service
 from newsagg.store import without_blocking
 
@@ -32,7 +32,6 @@ async def get_feed(
     cursor: str | None = None,
 ) -> ConnexionResponse:
     searches = service.searches
-    assert searches is not None
     search = await without_blocking(service.store, searches.by_feed_token, search_id, token)
     page = await service.feed.archived(searches.request(search, FEED_PAGE, cursor))
     media_type = negotiate(format_, accept)
@@ -42,7 +41,7 @@ async def get_feed(
         query = {"token": token, "format": format_, "cursor": page_cursor}
         return f"{base}?{urlencode({k: v for k, v in query.items() if v})}"
 
-    articles = [json.loads(item.json) for item in page.items]
+    articles = [{"id": item.id, **article_fields(item.article)} for item in page.items]
     newest = max((item.article.published_at for item in page.items), default=None)
     feed = FeedPage(
         search_id=search.id,

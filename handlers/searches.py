@@ -84,27 +84,22 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _searches(service: Service) -> Searches:
-    assert service.searches is not None
-    return service.searches
-
-
 def _shown(
     service: Service, base_url: str, shown: Shown, status: int = 200, **headers: str
 ) -> ConnexionResponse:
-    body = search_json(_searches(service), base_url, shown.search, shown.webhook_secret)
+    body = search_json(service.searches, base_url, shown.search, shown.webhook_secret)
     return json_reply(body, status=status, headers=headers or None)
 
 
 def create_search(
     service: Service, base_url: str, token_info: dict[str, Any], body: dict[str, Any]
 ) -> ConnexionResponse:
-    shown = _searches(service).create(token_info["key"], _fields(body))
+    shown = service.searches.create(token_info["key"], _fields(body))
     return _shown(service, base_url, shown, 201, Location=f"/searches/{shown.search.id}")
 
 
 def list_searches(service: Service, base_url: str, token_info: dict[str, Any]) -> ConnexionResponse:
-    searches = _searches(service)
+    searches = service.searches
     found = searches.visible(token_info["key"])
     return json_reply(
         {"count": len(found), "searches": [search_json(searches, base_url, s) for s in found]}
@@ -114,7 +109,7 @@ def list_searches(service: Service, base_url: str, token_info: dict[str, Any]) -
 def get_search(
     service: Service, base_url: str, token_info: dict[str, Any], search_id: int
 ) -> ConnexionResponse:
-    searches = _searches(service)
+    searches = service.searches
     return json_reply(search_json(searches, base_url, searches.get(token_info["key"], search_id)))
 
 
@@ -126,14 +121,14 @@ def update_search(
     body: dict[str, Any],
 ) -> ConnexionResponse:
     return _shown(
-        service, base_url, _searches(service).update(token_info["key"], search_id, _fields(body))
+        service, base_url, service.searches.update(token_info["key"], search_id, _fields(body))
     )
 
 
 def delete_search(
     service: Service, token_info: dict[str, Any], search_id: int
 ) -> ConnexionResponse:
-    _searches(service).delete(token_info["key"], search_id)
+    service.searches.delete(token_info["key"], search_id)
     return ConnexionResponse(status_code=204)
 
 
@@ -148,7 +143,7 @@ async def list_search_articles(
     sort: Sort = "published",
 ) -> ConnexionResponse:
     """The search run as GET /articles would run it, on the owner's budget share."""
-    searches, key = _searches(service), token_info["key"]
+    searches, key = service.searches, token_info["key"]
     search = await without_blocking(service.store, searches.get, key, search_id)
     owner = Caller(key.id, key.tier)
     page = await service.feed.page(searches.request(search, limit, cursor, sort), owner)
@@ -159,18 +154,18 @@ async def list_search_articles(
 def list_search_deliveries(
     service: Service, token_info: dict[str, Any], search_id: int, limit: int = 20
 ) -> ConnexionResponse:
-    found = _searches(service).deliveries(token_info["key"], search_id, limit)
+    found = service.searches.deliveries(token_info["key"], search_id, limit)
     return json_reply({"count": len(found), "deliveries": [delivery_json(d) for d in found]})
 
 
 def rotate_webhook_secret(
     service: Service, base_url: str, token_info: dict[str, Any], search_id: int
 ) -> ConnexionResponse:
-    return _shown(service, base_url, _searches(service).rotate_secret(token_info["key"], search_id))
+    return _shown(service, base_url, service.searches.rotate_secret(token_info["key"], search_id))
 
 
 def ping_webhook(service: Service, token_info: dict[str, Any], search_id: int) -> ConnexionResponse:
-    queued = _searches(service).ping(token_info["key"], search_id)
+    queued = service.searches.ping(token_info["key"], search_id)
     return json_reply(delivery_json(queued), status=202)
 
 
@@ -178,5 +173,5 @@ def rotate_feed_token(
     service: Service, base_url: str, token_info: dict[str, Any], search_id: int
 ) -> ConnexionResponse:
     return _shown(
-        service, base_url, _searches(service).rotate_feed_token(token_info["key"], search_id)
+        service, base_url, service.searches.rotate_feed_token(token_info["key"], search_id)
     )

@@ -108,6 +108,12 @@ def article_fields(article: Article) -> dict[str, Any]:
     }
 
 
+def archived_json(article_id: int, data: str) -> bytes:
+    """An archive row's public JSON (as GET /articles shows it): the id put before the
+    fields saved with it, without parsing them."""
+    return b'{"id":%d,' % article_id + data[1:].encode()
+
+
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     id: int
@@ -130,7 +136,7 @@ class FeedItem:
     @classmethod
     def archived(cls, article_id: int, data: str) -> FeedItem:
         """The item of an archive row: its id and the public JSON saved with it."""
-        return cls.from_json(b'{"id":%d,' % article_id + data[1:].encode())
+        return cls.from_json(archived_json(article_id, data))
 
 
 @dataclass(frozen=True, slots=True)

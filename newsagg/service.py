@@ -47,14 +47,14 @@ class Service:
     health: ProviderHealth
     feed: Feed
     metrics: Metrics
+    searches: Searches
+    pusher: PushWorker
+    hub: MatchHub
     simulator: Simulator | None = None
     redis: RedisLink | None = None
     key_cache: SharedKeyCache | None = None
     budgets: Budgets | None = None
     harvester: Harvester | None = None
-    searches: Searches | None = None
-    pusher: PushWorker | None = None
-    hub: MatchHub | None = None
 
     def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
         """Each provider as GET /sources shows it: its feed standing and its harvest."""
@@ -84,16 +84,14 @@ class Service:
     async def disconnect(self) -> None:
         """Close the connections the running event loop made to shared stores; the service
         stays usable (the lifespan calls this as its loop ends)."""
-        if self.hub is not None:
-            await self.hub.close()
+        await self.hub.close()
         if self.redis is not None:
             await self.redis.disconnect()
 
     def close(self) -> None:
         if self.harvester is not None:
             self.harvester.stop()  # before the store and the simulator it uses
-        if self.pusher is not None:
-            self.pusher.stop()
+        self.pusher.stop()
         if self.simulator is not None:
             self.simulator.stop()
         if self.key_cache is not None:
@@ -219,12 +217,12 @@ def build_service(settings: Settings) -> Service:
         health,
         feed,
         metrics,
+        searches,
+        pusher,
+        MatchHub(store),
         simulator,
         redis,
         key_cache,
         budgets,
         harvester,
-        searches,
-        pusher,
-        MatchHub(store),
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from newsagg.budget import SPENT, Budgets
 from newsagg.feed import FeedItem
-from newsagg.harvest.leadership import RETRY_SECONDS, Leadership
+from newsagg.harvest.leadership import RETRY_SECONDS, Leadership, LeadingThread
 from newsagg.harvest.schedule import (
     Pace,
     after_failure,
@@ -62,7 +61,6 @@ OVERLAP_SECONDS = 600
 MAX_PAGES = 50  # a sweep ends after this many pages, whatever is left
 # A budget refusal this short (the Guardian's 1/second) is waited out within the sweep.
 SHORT_WAIT_SECONDS = 2.0
-MIN_LOOP_WAIT_SECONDS = 0.05
 
 Save = Callable[[Sequence[Article]], tuple[FeedItem, ...]]
 
@@ -128,11 +126,12 @@ class Harvester:
         self._paces = paces
         self._timeout = timeout
         self._archive_days = archive_days
-        self._retry_seconds = retry_seconds
         self._clock = clock
         self._rng = rng or random.Random()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = LeadingThread(
+            "harvester", self.leadership, self._turn, retry_seconds=retry_seconds, rng=self._rng
+        )
+        self._stop = self._thread.stopping
         self._next_due_us: float | None = None
 
     # -- the background thread -------------------------------------------------------
@@ -140,33 +139,16 @@ class Harvester:
     def start(self) -> None:
         """Run rounds on a thread of its own while this process holds the lead; the
         first at once."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="harvester", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop between two pages (an upstream call in flight ends within its timeout),
         and give up the lead so that another harvester takes it at its next try."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.leadership.hold():
-                    self.round()
-                    wait = min(self.leadership.renew_seconds, self._until_due())
-                else:
-                    wait = self._rng.uniform(*self._retry_seconds)  # idle: one statement
-            except Exception:  # the store unreachable, or a bug: log it, never give up
-                log.exception("harvest round failed")
-                wait = self.leadership.renew_seconds
-            self._stop.wait(max(MIN_LOOP_WAIT_SECONDS, wait))
-        self.leadership.release()
+    def _turn(self) -> float:
+        self.round()
+        return min(self.leadership.renew_seconds, self._until_due())
 
     def _until_due(self) -> float:
         if self._next_due_us is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +26,7 @@ LEASE_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 # Contenders try to take the lease every 10-15 s: cheap (one statement), never in step.
 RETRY_SECONDS = (10.0, 15.0)
+MIN_WAIT_SECONDS = 0.05  # between two turns of a LeadingThread, however soon work is due
 
 
 class Leadership:
@@ -76,3 +79,56 @@ class Leadership:
         self._renewed_at = None
         with contextlib.suppress(Unavailable):  # then it expires by itself
             self._store.lease_release(self.lease, self.holder)
+
+
+class LeadingThread:
+    """A daemon thread that works while its lease is held. Each turn renews the lease when
+    due (or tries to take it) and, leading, runs `work()`, which answers how many seconds
+    to wait before the next turn; a contender waits a retry instead. An error is logged
+    and the thread goes on (the store may come back). `stopping` is set by stop(): work
+    checks it between steps, and waits on it rather than sleeping."""
+
+    def __init__(
+        self,
+        name: str,
+        leadership: Leadership,
+        work: Callable[[], float],
+        *,
+        retry_seconds: tuple[float, float] = RETRY_SECONDS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.stopping = threading.Event()
+        self._name = name
+        self._leadership = leadership
+        self._work = work
+        self._retry_seconds = retry_seconds
+        self._rng = rng or random.Random()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current step and give up the lease (also when turns were run by
+        hand, without the thread), so that another process takes it at its next try."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._leadership.release()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if self._leadership.keep():
+                    wait = self._work()
+                else:
+                    wait = self._rng.uniform(*self._retry_seconds)  # idle: one statement
+            except Exception:  # the store unreachable, or a bug: log it, never give up
+                log.exception("%s failed", self._name)
+                wait = self._leadership.renew_seconds
+            self.stopping.wait(max(MIN_WAIT_SECONDS, wait))

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from newsagg.archive.query import Node, fields_of, matches_fields, parse
-from newsagg.feed import FeedItem
+from newsagg.feed import archived_json
 from newsagg.metrics import Metrics
 from newsagg.push.searches import event_body, new_message_id
 from newsagg.store import Store
@@ -56,17 +56,14 @@ class Matcher:
         """Match one batch of new articles; how many articles it covered (None when
         another matcher moved the watermark first, 0 when nothing is new)."""
         store = self._store
-        searches = store.active_searches()
         watermark = store.push_watermark()
-        start = watermark
-        if start is None:
-            # The first run: from the oldest search's start, or from now when there is none.
-            start = min((s.after_id for s in searches), default=store.newest_article_id())
-        articles = store.articles_after(start, BATCH)
+        start = self._first_start() if watermark is None else watermark
+        articles = store.articles_after(start, BATCH)  # the one read while nothing is new
         if not articles:
             if watermark is None:
                 store.record_matches(None, start, [], [], self._now_us())
             return 0
+        searches = store.active_searches()
         found: dict[int, list[NewArticle]] = defaultdict(list)
         for article in articles:
             fields = None  # tokenised when a search first needs it, once per article
@@ -94,6 +91,11 @@ class Matcher:
         self._metrics.push_matches.inc(len(matches))
         return len(articles)
 
+    def _first_start(self) -> int:
+        """Where the first run starts: at the oldest search's start, or now without one."""
+        after = [search.after_id for search in self._store.active_searches()]
+        return min(after, default=self._store.newest_article_id())
+
     def run_until_caught_up(self, go_on: Callable[[], bool]) -> int:
         """Batches until nothing is new (or `go_on()` says stop); articles covered."""
         covered = 0
@@ -115,7 +117,7 @@ class Matcher:
             body = event_body(
                 "articles.matched",
                 search_id,
-                [FeedItem.archived(a.id, a.data).json for a in part],
+                [archived_json(a.id, a.data) for a in part],
                 now_us,
             )
             drafts.append(

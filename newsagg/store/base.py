@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from newsagg.store.archive import ArchivedRow, ArchiveQuery
+from newsagg.store.archive import ArchivedRow, ArchiveQuery, to_us
 from newsagg.store.migrations import Migration
 
 
@@ -422,3 +422,24 @@ class HarvestRecords:
             db.execute(
                 f"DELETE FROM harvest_leases WHERE name = {p} AND holder = {p}", (name, holder)
             )
+
+
+class ArchivePruning:
+    """Forgetting old articles, alike on both backends (each supplies `_transaction` and its
+    placeholder)."""
+
+    PARAM: str
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def prune_articles(self, published_before: datetime) -> int:
+        p, before = self.PARAM, to_us(published_before)
+        with self._transaction() as db:
+            # Their matches first: a stream or a feed never points at a missing article.
+            db.execute(
+                "DELETE FROM search_matches WHERE article_id IN"
+                f" (SELECT id FROM articles WHERE published_us < {p})",
+                (before,),
+            )
+            return db.execute(f"DELETE FROM articles WHERE published_us < {p}", (before,)).rowcount

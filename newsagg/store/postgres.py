@@ -19,7 +19,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -36,11 +35,11 @@ from newsagg.store.archive import (
     ArchiveQuery,
     column_values,
     search_sql,
-    to_us,
     upsert_set,
 )
 from newsagg.store.base import (
     KEY_COLUMNS,
+    ArchivePruning,
     BudgetCheck,
     BudgetVerdict,
     DuplicateDigest,
@@ -97,7 +96,7 @@ class _LostConnection(Unavailable):
     """The server closed the connection in hand; another connection may be sound."""
 
 
-class PostgresStore(KeyLookups, HarvestRecords, PushRecords):
+class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
     PARAM = "%s"
     waits_on_network = True
 
@@ -266,18 +265,6 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords):
                 if len(rows) == query.limit:
                     return [ArchivedRow(*row) for row in rows]
         return [ArchivedRow(*row) for row in read(*search_sql(query, "postgres", collect=collect))]
-
-    def prune_articles(self, published_before: datetime) -> int:
-        with self._transaction() as db:
-            # Their matches first: a stream or a feed never points at a missing article.
-            db.execute(
-                "DELETE FROM search_matches WHERE article_id IN"
-                " (SELECT id FROM articles WHERE published_us < %s)",
-                (to_us(published_before),),
-            )
-            return db.execute(
-                "DELETE FROM articles WHERE published_us < %s", (to_us(published_before),)
-            ).rowcount
 
     # -- API keys --------------------------------------------------------------------
 

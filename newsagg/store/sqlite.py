@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import datetime
 from typing import Any
 
 from newsagg.store.archive import (
@@ -24,11 +23,11 @@ from newsagg.store.archive import (
     ArchiveQuery,
     column_values,
     search_sql,
-    to_us,
     upsert_set,
 )
 from newsagg.store.base import (
     KEY_COLUMNS,
+    ArchivePruning,
     BudgetCheck,
     BudgetVerdict,
     DuplicateDigest,
@@ -78,7 +77,7 @@ def _rows(db: sqlite3.Connection) -> Rows:
     return lambda sql, params: db.execute(sql, params).fetchall()
 
 
-class SqliteStore(KeyLookups, HarvestRecords, PushRecords):
+class SqliteStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
     PARAM = "?"
     waits_on_network = False  # a local file: microseconds, cheaper inline than a thread hop
 
@@ -200,18 +199,6 @@ class SqliteStore(KeyLookups, HarvestRecords, PushRecords):
                 return [ArchivedRow(*row) for row in rows]
         sql, params = search_sql(query, "sqlite")
         return [ArchivedRow(*row) for row in db.execute(sql, params)]
-
-    def prune_articles(self, published_before: datetime) -> int:
-        with self._transaction() as db:
-            # Their matches first: a stream or a feed never points at a missing article.
-            db.execute(
-                "DELETE FROM search_matches WHERE article_id IN"
-                " (SELECT id FROM articles WHERE published_us < ?)",
-                (to_us(published_before),),
-            )
-            return db.execute(
-                "DELETE FROM articles WHERE published_us < ?", (to_us(published_before),)
-            ).rowcount
 
     # -- API keys --------------------------------------------------------------------
 
