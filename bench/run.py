@@ -19,6 +19,8 @@ Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
                                        # PostgreSQL, ingest rate and search p50/p99 per kind
                                        # (about 5 minutes per backend; not in the default run)
         [--archive-args "--articles 200000 --backends sqlite"]
+        [--push-only]                  # 5. push (bench/push.py): webhook latency with 1,000
+                                       # active searches, 1,000 event streams on one instance
 """
 
 from __future__ import annotations
@@ -202,9 +204,21 @@ def main() -> None:
     parser.add_argument(
         "--archive-args", default="", help="arguments for bench/archive.py, in one string"
     )
+    parser.add_argument(
+        "--push-only",
+        action="store_true",
+        help="run only the push benchmark (bench/push.py: webhook latency with 1,000"
+        " searches, 1,000 event streams on one instance)",
+    )
     args = parser.parse_args()
     if args.archive_only:
         archive_bench(args.archive_args)
+        return
+    if args.push_only:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import push
+
+        push.main([])
         return
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:

@@ -349,12 +349,25 @@ class _Parser:
 # Reference semantics
 
 
-Fields = tuple[list[str], list[str]]  # an article's title tokens and description tokens
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field's tokens in order (for phrases and prefixes) and as a set (for words)."""
+
+    tokens: list[str]
+    words: frozenset[str]
+
+
+Fields = tuple[Field, Field]  # an article's title and description
 
 
 def fields_of(title: str | None, body: str | None) -> Fields:
     """An article's tokens, to test it against many queries (`matches_fields`)."""
-    return tokens(title or ""), tokens(body or "")
+    return _field(title), _field(body)
+
+
+def _field(text: str | None) -> Field:
+    found = tokens(text or "")
+    return Field(found, frozenset(found))
 
 
 def matches(node: Node, title: str | None, body: str | None) -> bool:
@@ -382,12 +395,17 @@ def _eval(node: Node, fields: Fields) -> bool:
     return any(_eval(child, fields) for child in node.children)
 
 
-def _term_in(term: Term, field: list[str]) -> bool:
+def _term_in(term: Term, field: Field) -> bool:
     if term.kind == "prefix":
-        return any(token.startswith(term.parts[0]) for token in field)
-    # A phrase is consecutive tokens within one field; a word is a phrase of one.
-    size = len(term.parts)
-    return any(tuple(field[i : i + size]) == term.parts for i in range(len(field) - size + 1))
+        return any(token.startswith(term.parts[0]) for token in field.tokens)
+    # A phrase is consecutive tokens within one field; a word is a phrase of one. The set
+    # answers a word at once, and rules out most phrases before they are looked for.
+    if term.parts[0] not in field.words:
+        return False
+    size, found = len(term.parts), field.tokens
+    return size == 1 or any(
+        tuple(found[i : i + size]) == term.parts for i in range(len(found) - size + 1)
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,13 +23,14 @@ import requests
 from newsagg.metrics import Metrics
 from newsagg.push.webhooks import Resolve, delivery_headers, retry_delay, send, system_resolve
 from newsagg.store import Store
-from newsagg.store.push import AttemptRecord, DueDelivery
+from newsagg.store.push import AttemptRecord, DueDelivery, Outcome
 
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 5.0
 CLAIM_BATCH = 32
 SENDERS = 8  # deliveries in flight at once: one slow receiver does not hold the others
+OUTCOME_LABEL = {"delivered": "delivered", "pending": "retry", "failed": "failed"}
 # A claim outlasts an attempt (resolution, connection and the send timeout) with room.
 CLAIM_SECONDS = 60.0
 
@@ -74,21 +75,23 @@ class Deliverer:
             # list(): wait for the whole batch, and raise a sender's unexpected error here.
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook")
-            list(self._pool.map(self._deliver, due))
+            outcomes = list(self._pool.map(self._deliver, due))
+            self._store.deliveries_attempted(outcomes)
+            for outcome in outcomes:
+                self._metrics.webhook_attempts.labels(OUTCOME_LABEL[outcome.status]).inc()
             attempted += len(due)
             if len(due) < CLAIM_BATCH:
                 return attempted
 
-    def _deliver(self, delivery: DueDelivery) -> None:
+    def _deliver(self, delivery: DueDelivery) -> Outcome:
+        """Send one delivery (on a sender thread); what became of it."""
         at_us = self._now_us()
         # A ping tests a disabled webhook too (before it is set again); nothing else goes
         # to a webhook removed or given up since the delivery was made.
         given_up = delivery.disabled and delivery.kind != "webhook.ping"
         if delivery.webhook_url is None or given_up or not delivery.secrets:
             attempt = AttemptRecord(at_us, None, "the search has no active webhook", 0)
-            self._store.delivery_attempted(delivery.id, attempt, "failed", None)
-            self._metrics.webhook_attempts.labels("failed").inc()
-            return
+            return Outcome(delivery.id, attempt, "failed")
         body = delivery.body.encode()
         headers = delivery_headers(
             delivery.secrets, delivery.msg_id, datetime.fromtimestamp(at_us / 1e6, UTC), body
@@ -104,9 +107,7 @@ class Deliverer:
         )
         attempt = AttemptRecord(at_us, sent.status_code, sent.error, sent.duration_ms)
         if sent.ok:
-            self._store.delivery_attempted(delivery.id, attempt, "delivered", None)
-            self._metrics.webhook_attempts.labels("delivered").inc()
-            return
+            return Outcome(delivery.id, attempt, "delivered")
         made = delivery.attempts + 1
         delay = retry_delay(self._schedule, made, self._rng)
         if delay is None:
@@ -114,14 +115,8 @@ class Deliverer:
                 sent.error or f"HTTP {sent.status_code}"
             )
             log.warning("webhook of search %d disabled: %s", delivery.search_id, reason)
-            self._store.delivery_attempted(
-                delivery.id, attempt, "failed", None, disable=(delivery.search_id, reason)
-            )
-            self._metrics.webhook_attempts.labels("failed").inc()
-            return
-        next_us = self._now_us() + int(delay * 1e6)
-        self._store.delivery_attempted(delivery.id, attempt, "pending", next_us)
-        self._metrics.webhook_attempts.labels("retry").inc()
+            return Outcome(delivery.id, attempt, "failed", disable=(delivery.search_id, reason))
+        return Outcome(delivery.id, attempt, "pending", self._now_us() + int(delay * 1e6))
 
     def _session(self) -> requests.Session:
         """One session per sender thread (connections reused per receiver); trust_env off,

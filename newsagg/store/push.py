@@ -114,6 +114,17 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """One delivery after one attempt."""
+
+    delivery_id: int
+    attempt: AttemptRecord
+    status: str  # "pending" (retry at next_us) | "delivered" | "failed"
+    next_us: int | None = None
+    disable: tuple[int, str] | None = None  # (search id, reason): give its webhook up
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryRecord:
     id: int
     msg_id: str
@@ -333,41 +344,36 @@ class PushRecords:
             due.append(DueDelivery(*row[:7], secrets, bool(disabled)))
         return due
 
-    def delivery_attempted(
-        self,
-        delivery_id: int,
-        attempt: AttemptRecord,
-        status: str,
-        next_us: int | None,
-        disable: tuple[int, str] | None = None,
-    ) -> None:
-        """Record one attempt and the delivery's state after it; `disable` (search id,
-        reason) gives the search's webhook up in the same transaction."""
+    def deliveries_attempted(self, outcomes: Sequence[Outcome]) -> None:
+        """Record attempts and each delivery's state after its attempt, in one transaction
+        (a batch sent side by side is one write, not one each)."""
         p = self.PARAM
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO webhook_attempts(delivery_id, at_us, status_code, error,"
-                f" duration_ms) VALUES ({p}, {p}, {p}, {p}, {p})",
-                (
-                    delivery_id,
-                    attempt.at_us,
-                    attempt.status_code,
-                    attempt.error,
-                    attempt.duration_ms,
-                ),
-            )
-            db.execute(
-                f"UPDATE webhook_deliveries SET status = {p}, attempts = attempts + 1,"
-                f" next_us = {p}, claimed_until_us = NULL WHERE id = {p}",
-                (status, next_us, delivery_id),
-            )
-            if disable is not None:
-                search_id, reason = disable
+            for outcome in outcomes:
+                attempt = outcome.attempt
                 db.execute(
-                    f"UPDATE searches SET webhook_disabled_us = {p},"
-                    f" webhook_disabled_reason = {p} WHERE id = {p}",
-                    (attempt.at_us, reason, search_id),
+                    "INSERT INTO webhook_attempts(delivery_id, at_us, status_code, error,"
+                    f" duration_ms) VALUES ({p}, {p}, {p}, {p}, {p})",
+                    (
+                        outcome.delivery_id,
+                        attempt.at_us,
+                        attempt.status_code,
+                        attempt.error,
+                        attempt.duration_ms,
+                    ),
                 )
+                db.execute(
+                    f"UPDATE webhook_deliveries SET status = {p}, attempts = attempts + 1,"
+                    f" next_us = {p}, claimed_until_us = NULL WHERE id = {p}",
+                    (outcome.status, outcome.next_us, outcome.delivery_id),
+                )
+                if outcome.disable is not None:
+                    search_id, reason = outcome.disable
+                    db.execute(
+                        f"UPDATE searches SET webhook_disabled_us = {p},"
+                        f" webhook_disabled_reason = {p} WHERE id = {p}",
+                        (attempt.at_us, reason, search_id),
+                    )
 
     def deliveries_of(self, search_id: int, limit: int) -> list[DeliveryRecord]:
         """A search's newest deliveries first, each with its attempts."""
