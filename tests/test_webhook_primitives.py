@@ -12,6 +12,7 @@ import random
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -291,6 +292,9 @@ def test_check_target_refuses_ipv4_mapped_loopback() -> None:
     # The text of the IPv6 form differs between Python versions; what it embeds decides.
     assert refusal("https://[::ffff:127.0.0.1]/secret-path").endswith(" is a loopback address")
     assert refusal("https://[2002:7f00:1::]/secret-path").endswith(" is a loopback address")
+    # NAT64: the well-known prefix and the local-use one, each holding 127.0.0.1 / 10.0.0.1.
+    assert refusal("https://[64:ff9b::7f00:1]/secret-path").endswith(" is a loopback address")
+    assert refusal("https://[64:ff9b:1::a00:1]/secret-path").endswith(" is a private address")
 
 
 def test_check_target_refuses_a_name_resolving_to_a_private_address() -> None:
@@ -397,7 +401,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     # "answer"; "block" (say nothing until released); "stall_body" (headers, then a body
-    # that stops short until released).
+    # that stops short until released); "drip" (a long body, a byte every 50 ms).
     mode: str = "answer"
 
 
@@ -425,6 +429,15 @@ class Receiver:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
+                if reply.mode == "drip":
+                    self.send_header("Content-Length", "10000")
+                    self.end_headers()
+                    for _ in range(10000):
+                        if receiver.release.wait(timeout=0.05):
+                            return
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    return
                 if reply.mode == "stall_body":
                     self.send_header("Content-Length", "100")
                     self.end_headers()
@@ -555,6 +568,22 @@ def test_send_keeps_the_status_when_the_body_stalls(
     finally:
         receiver.release.set()
     assert (attempt.status_code, attempt.error, attempt.ok) == (200, None, True)
+
+
+def test_a_dripping_body_holds_send_no_longer_than_its_timeout(
+    receiver: Receiver, session: requests.Session, secret: str
+) -> None:
+    # Each byte comes well within the per-read timeout: only the overall deadline ends it.
+    receiver.replies.append(Reply(200, mode="drip"))
+    started = time.monotonic()
+    try:
+        attempt = send(
+            session, receiver.url, headers_for(secret), BODY, timeout=0.5, allow_private=True
+        )
+    finally:
+        receiver.release.set()
+    assert (attempt.status_code, attempt.ok) == (200, True)
+    assert time.monotonic() - started < 1.5  # the body would take 500 s
 
 
 class NoPostSession(requests.Session):

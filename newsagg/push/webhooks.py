@@ -144,6 +144,7 @@ def system_resolve(host: str, port: int) -> list[str]:
 
 # The characters RFC 3986 allows in a URI (non-ASCII and spaces must be percent-encoded).
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
@@ -151,9 +152,11 @@ _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00
 def _why_not_public(address: IPAddress) -> str | None:
     """What kind of non-public address this is, or None for a global unicast one."""
     if isinstance(address, ipaddress.IPv6Address):
-        # ::ffff:127.0.0.1 and 6to4 forms reach the embedded IPv4 address; Python 3.11 does
-        # not classify the IPv6 form by what it embeds.
+        # ::ffff:127.0.0.1, 6to4 and NAT64 (RFC 6052, 8215) forms reach the embedded IPv4
+        # address; Python 3.11 does not classify the IPv6 form by what it embeds.
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in prefix for prefix in _NAT64):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return _why_not_public(embedded)
     checks = (
@@ -293,13 +296,21 @@ def send(
     except requests.RequestException as error:
         # The exception's text may quote the URL, which can carry the receiver's own token.
         return attempt(None, f"request failed ({type(error).__name__})")
-    # The status line already decided the outcome; the body is only drained. raw is urllib3's:
-    # a stalled or cut-off body raises its errors, not requests'.
+    # The status line already decided the outcome; the body is only drained, for the
+    # connection's reuse, within what is left of the timeout: read1 takes what one receive
+    # brings, so a receiver dripping bytes holds the sender no longer than that. raw is
+    # urllib3's: a stalled or cut-off body raises its errors, not requests'.
+    deadline = started + timeout
     with (
         response,
         contextlib.suppress(requests.RequestException, Urllib3Error, OSError, ValueError),
     ):
-        response.raw.read(MAX_RESPONSE_BYTES, decode_content=False)
+        left = MAX_RESPONSE_BYTES
+        while left > 0 and time.monotonic() < deadline:
+            chunk = response.raw.read1(min(left, 16 * 1024))
+            if not chunk:
+                break
+            left -= len(chunk)
     if response.is_redirect:
         return attempt(response.status_code, "redirect not followed")
     return attempt(response.status_code, None)
