@@ -207,8 +207,7 @@ class Searches:
             event_body("webhook.ping", search_id, [], now),
             0,
         )
-        self._store.delivery_add(draft, now)
-        return DeliveryRecord(0, draft.msg_id, draft.kind, now, "pending", 0, now, ())
+        return self._store.delivery_add(draft, now)
 
     # -- helpers ---------------------------------------------------------------------
 

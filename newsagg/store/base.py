@@ -11,6 +11,14 @@ from typing import Any, Protocol
 
 from newsagg.store.archive import ArchivedRow, ArchiveQuery, to_us
 from newsagg.store.migrations import Migration
+from newsagg.store.push import (
+    DeliveryDraft,
+    DeliveryRecord,
+    DueDelivery,
+    NewArticle,
+    Outcome,
+    SearchRecord,
+)
 
 
 class DuplicateDigest(Exception):
@@ -171,6 +179,50 @@ class Store(Protocol):
     def newest_article_id(self) -> int:
         """The highest article id (0 when the archive is empty): ids above it are new."""
         ...
+
+    # -- saved searches and their push ---------------------------------------------------
+    # Written once for both backends, with their meaning, in newsagg.store.push.PushRecords.
+
+    def search_add(self, values: Mapping[str, Any], cap: int) -> SearchRecord | None: ...
+
+    def search_get(self, search_id: int) -> SearchRecord | None: ...
+
+    def searches_of(self, key_id: int | None) -> list[SearchRecord]: ...
+
+    def search_update(self, search_id: int, changes: Mapping[str, Any]) -> SearchRecord | None: ...
+
+    def search_delete(self, search_id: int) -> bool: ...
+
+    def active_searches(self) -> list[SearchRecord]: ...
+
+    def push_watermark(self) -> int | None: ...
+
+    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]: ...
+
+    def record_matches(
+        self,
+        seen_up_to: int | None,
+        now_seen_up_to: int,
+        matches: Sequence[tuple[int, int]],
+        deliveries: Sequence[DeliveryDraft],
+        now_us: int,
+    ) -> bool: ...
+
+    def matches_after(
+        self, search_id: int, match_id: int, limit: int
+    ) -> list[tuple[int, int, str]]: ...
+
+    def matched_searches_after(self, match_id: int, limit: int) -> list[tuple[int, int]]: ...
+
+    def newest_match_id(self) -> int: ...
+
+    def delivery_add(self, draft: DeliveryDraft, now_us: int) -> DeliveryRecord: ...
+
+    def deliveries_claim(self, now_us: int, hold_us: int, limit: int) -> list[DueDelivery]: ...
+
+    def deliveries_attempted(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def deliveries_of(self, search_id: int, limit: int) -> list[DeliveryRecord]: ...
 
 
 class KeyLookups:

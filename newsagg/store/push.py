@@ -289,12 +289,12 @@ class PushRecords:
 
     # -- webhook deliveries ----------------------------------------------------------
 
-    def _add_delivery(self, db: Any, draft: DeliveryDraft, now_us: int) -> None:
+    def _add_delivery(self, db: Any, draft: DeliveryDraft, now_us: int) -> int:
         p = self.PARAM
-        db.execute(
+        return db.execute(
             "INSERT INTO webhook_deliveries(msg_id, search_id, kind, body, article_count,"
             f" created_us, status, attempts, next_us) VALUES ({p}, {p}, {p}, {p}, {p}, {p},"
-            f" 'pending', 0, {p})",
+            f" 'pending', 0, {p}) RETURNING id",
             (
                 draft.msg_id,
                 draft.search_id,
@@ -304,11 +304,22 @@ class PushRecords:
                 now_us,
                 now_us,
             ),
-        )
+        ).fetchone()[0]
 
-    def delivery_add(self, draft: DeliveryDraft, now_us: int) -> None:
+    def delivery_add(self, draft: DeliveryDraft, now_us: int) -> DeliveryRecord:
+        """Queue a delivery, due now; as stored."""
         with self._transaction() as db:
-            self._add_delivery(db, draft, now_us)
+            delivery_id = self._add_delivery(db, draft, now_us)
+        return DeliveryRecord(
+            delivery_id,
+            draft.msg_id,
+            draft.kind,
+            now_us,
+            "pending",
+            draft.article_count,
+            now_us,
+            (),
+        )
 
     def deliveries_claim(self, now_us: int, hold_us: int, limit: int) -> list[DueDelivery]:
         """Claim up to `limit` due deliveries for `hold_us` (no other claim takes them
