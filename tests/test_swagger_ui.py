@@ -58,3 +58,17 @@ def test_one_security_scheme_so_one_key_pasted_once_works(served):
                     [],
                     [{"bearerAuth": []}],
                 ), operation["operationId"]
+
+
+def test_the_first_saved_search_example_creates_the_search_the_id_examples_name(
+    served, client, user_headers
+):
+    # Swagger UI pre-fills the first example; a newcomer's first search gets id 1, the
+    # example of every {search_id}.
+    create = served["paths"]["/searches"]["post"]
+    body = next(iter(create["requestBody"]["content"]["application/json"]["examples"].values()))
+    made = client.post("/searches", json=body["value"], headers=user_headers)
+    assert made.status_code == 201, made.text
+    example_id = served["components"]["parameters"]["SearchId"]["example"]
+    assert made.json()["id"] == example_id
+    assert client.get(f"/searches/{example_id}", headers=user_headers).status_code == 200
