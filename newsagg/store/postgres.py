@@ -97,6 +97,7 @@ class _LostConnection(Unavailable):
 
 
 class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     PARAM = "%s"
     waits_on_network = True
 

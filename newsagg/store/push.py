@@ -138,6 +138,9 @@ class DeliveryRecord:
 
 class PushRecords:
     PARAM: str
+    # PostgreSQL: claimers running at once pass over each other's rows instead of all
+    # picking the same ones (SQLite has one writer at a time anyway).
+    SKIP_LOCKED = ""
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -332,7 +335,8 @@ class PushRecords:
             claimed = db.execute(
                 f"UPDATE webhook_deliveries SET claimed_until_us = {p} WHERE {claimable}"
                 " AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-                f" AND next_us <= {p} AND {claimable} ORDER BY next_us, id LIMIT {p})"
+                f" AND next_us <= {p} AND {claimable} ORDER BY next_us, id LIMIT {p}"
+                f"{self.SKIP_LOCKED})"
                 " RETURNING id",
                 (now_us + hold_us, now_us, now_us, now_us, limit),
             ).fetchall()
