@@ -55,7 +55,11 @@ LEASE_SECONDS = 3.0  # a registration's life in Redis, and the process's lease
 RENEW_SECONDS = 1.0
 RECONNECT_SECONDS = 0.5  # after a failed subscription
 POLL_SECONDS = 0.1  # the listener's longest wait for a message: how soon `close` returns
-ACK_POLL_SECONDS = 0.05  # each BLPOP's wait: under the link's socket timeout
+# How often the revoker looks for acknowledgements. Non-blocking reads: a BLPOP's wait
+# would have to fit under the link's 0.1 s socket timeout, and on a loaded machine one
+# that did not counted as Redis failing.
+ACK_POLL_SECONDS = 0.01
+RETRY_SECONDS = 0.25  # after Redis failed to answer a revoker: about the link's first rest
 MAX_ENTRIES = 10_000  # a full memory is emptied: one database read per active key refills it
 
 
@@ -200,17 +204,19 @@ class SharedKeyCache:
         """Called after a key was revoked in the store: returns once no process can still
         accept it from memory (see the module's docstring)."""
         deadline = self._clock() + self.ttl
-        try:
-            confirmed = self._confirmed(deadline)
-        except RedisDown:  # the link has logged it
-            confirmed = False
-        if not confirmed:
-            log.warning(
-                "A key revocation was not confirmed by every process: it is answered once"
-                " keys they remembered before it have expired (%.3g s)",
-                self.ttl,
-            )
-            time.sleep(max(0.0, deadline - self._clock()))
+        # One slow reply is not the end: the revocation is announced again (forgetting
+        # twice is harmless) until every process confirms or the ttl has passed.
+        while self._clock() < deadline:
+            try:
+                if self._confirmed(deadline):
+                    return
+            except RedisDown:  # the link has logged it
+                time.sleep(min(RETRY_SECONDS, max(0.0, deadline - self._clock())))
+        log.warning(
+            "A key revocation was not confirmed by every process: it was answered once keys"
+            " they remembered before it had expired (%.3g s)",
+            self.ttl,
+        )
 
     def _confirmed(self, deadline: float) -> bool:
         """Publish a revocation; whether every registered process acknowledged it in time."""
@@ -223,10 +229,12 @@ class SharedKeyCache:
         waiting = {m for m, alive in zip(members, present, strict=True) if alive}
         if gone := set(members) - waiting:  # lapsed: their processes trust nothing now
             run(lambda client: client.srem(REGISTRY, *gone))
-        while waiting and self._clock() < deadline:
-            popped = run(lambda client: client.blpop([ACKS + revocation], timeout=ACK_POLL_SECONDS))
-            if popped is not None:
-                waiting.discard(popped[1].decode())
+        while waiting:
+            acked = run(lambda client: client.lpop(ACKS + revocation, len(waiting)))
+            waiting.difference_update(m.decode() for m in acked or ())
+            if not waiting or self._clock() >= deadline:
+                break
+            time.sleep(ACK_POLL_SECONDS)
         return not waiting
 
     # Process side: the listener thread.

@@ -20,7 +20,7 @@ from newsagg.key_cache import INSTANCE, REGISTRY, SharedKeyCache
 from newsagg.keys import KeyRing, digest
 from newsagg.service import Service
 from newsagg.settings import Settings
-from newsagg.shared import RedisLink
+from newsagg.shared import RedisDown, RedisLink
 from newsagg.store import open_store
 
 Process = tuple[KeyRing, SharedKeyCache]
@@ -39,7 +39,7 @@ def processes(tmp_path) -> Iterator[Callable[..., Process]]:
     opened: list = []
 
     def make(
-        redis_url: str, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+        redis_url: str, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> Process:
         store = open_store(Settings(database=str(tmp_path / "keys.sqlite3")))
         link = RedisLink(redis_url)
@@ -85,6 +85,29 @@ def test_a_database_read_that_raced_a_revocation_is_not_remembered(processes, re
     a.revoke(a.create("other").record.id)  # ...a revocation reaches b meanwhile...
     cache_b.remember(digest(user.plaintext), user.record, ticket)  # ...then the read ends
     assert b.remembered(user.plaintext) is None
+
+
+def test_a_revocation_whose_announcement_failed_once_is_announced_again(
+    processes, redis_url, monkeypatch
+):
+    (a, cache_a), (b, _) = processes(redis_url), processes(redis_url)
+    _listening(cache_a)
+    user = a.create("user")
+    assert b.verify(user.plaintext) == user.record
+    link = cache_a._link
+    calls, run = [], link.run
+
+    def slow_once(operation):  # the first reply is late, as on a loaded machine
+        calls.append(operation)
+        if len(calls) == 1:
+            raise RedisDown
+        return run(operation)
+
+    monkeypatch.setattr(link, "run", slow_once)
+    began = time.monotonic()
+    assert a.revoke(user.record.id)
+    assert time.monotonic() - began < 5  # not the 10 s ttl of the fallback
+    assert len(calls) > 2 and b.remembered(user.plaintext) is None
 
 
 def test_a_registered_process_that_does_not_acknowledge_holds_a_revocation_for_the_ttl(
