@@ -10,12 +10,11 @@ from typing import get_args
 
 import pytest
 import schemathesis
-import yaml
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
-from edge.app import SPEC_PATH, create_app, resolve_handler
+from edge.app import SPEC_PATH, create_app, load_spec, resolve_handler
 from newsagg.feed import CacheStatus, SourceStatus
 from newsagg.provider_health import BreakerState
 from newsagg.settings import Settings
@@ -25,7 +24,7 @@ from providers.base import ERROR_CODES, Category, ProviderName
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    return yaml.safe_load(SPEC_PATH.read_text())
+    return load_spec()
 
 
 def test_spec_is_valid_openapi_303(spec):

@@ -17,16 +17,15 @@ from typing import Any
 
 import pg_server
 import pytest
-import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from edge.app import SPEC_PATH, create_app
+from edge.app import create_app, load_spec
 from newsagg.service import Service
 from simulator import Fault, Simulator
 
-SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text())
+SPEC: dict[str, Any] = load_spec()
 SPEC_URI = "urn:newsagg:openapi"
 # The whole spec is one resource, so every `#/components/...` reference in it resolves.
 REGISTRY = Registry().with_resource(SPEC_URI, DRAFT4.create_resource(SPEC))
