@@ -1,26 +1,32 @@
 """The webhook primitives of newsagg/push/webhooks.py, one by one: signing secrets, Standard
 Webhooks headers (checked with the standardwebhooks library a receiver would use), the retry
 schedule and its jitter, the SSRF guard (with injected resolvers: no DNS is ever asked), and
-one delivery attempt against a real HTTP receiver on 127.0.0.1.
+one delivery attempt against a real HTTP receiver on 127.0.0.1, and over TLS (certificates
+from trustme) to a checked address under a name that does not resolve at all.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import pathlib
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NoReturn
 
 import pytest
-import requests
+import trustme
+import urllib3
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from urllib3 import HTTPConnectionPool
 
 from newsagg.errors import InvalidInput
 from newsagg.push.webhooks import (
@@ -33,6 +39,7 @@ from newsagg.push.webhooks import (
     is_success,
     new_secret,
     parse_backoff,
+    post,
     retry_delay,
     send,
     signature_header,
@@ -407,16 +414,22 @@ class Reply:
 
 class Receiver:
     """A webhook receiver on 127.0.0.1: records each request and answers from `replies`
-    (200 once they run out)."""
+    (200 once they run out).
 
-    def __init__(self) -> None:
+    With `tls` it speaks HTTPS with that context, records the server name (SNI) each TLS
+    handshake asks for, and keeps connections alive (HTTP/1.1) so reuse can be seen."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[Received] = []
         self.replies: list[Reply] = []
+        self.server_names: list[str | None] = []
         self.release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0" if tls is None else "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 lowered = {name.lower(): value for name, value in self.headers.items()}
@@ -457,7 +470,15 @@ class Receiver:
                 pass  # a client that gave up (the timeout tests) is expected
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        if tls is not None:
+            tls.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+            # The handshake happens on the first read, in the request's own thread: a client
+            # that refuses the certificate does not hold the accepting loop.
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.thread = threading.Thread(
             # shutdown() waits for the loop to poll: a short interval keeps teardown fast.
             target=self.server.serve_forever,
@@ -481,10 +502,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as http:
-        http.trust_env = False
-        yield http
+def client() -> Iterator[urllib3.PoolManager]:
+    with urllib3.PoolManager() as pools:
+        yield pools
 
 
 @pytest.fixture
@@ -497,9 +517,9 @@ def headers_for(secret: str) -> dict[str, str]:
 
 
 def test_send_200_is_ok_and_the_receiver_verifies_it(
-    receiver: Receiver, session: requests.Session, secret: str
+    receiver: Receiver, client: urllib3.PoolManager, secret: str
 ) -> None:
-    attempt = send(session, receiver.url, headers_for(secret), BODY, allow_private=True)
+    attempt = send(client, receiver.url, headers_for(secret), BODY, allow_private=True)
     assert (attempt.status_code, attempt.error, attempt.ok) == (200, None, True)
     assert attempt.duration_ms >= 0
     [received] = receiver.requests
@@ -510,18 +530,18 @@ def test_send_200_is_ok_and_the_receiver_verifies_it(
     assert Webhook(secret).verify(received.body, received.headers) == json.loads(BODY)
 
 
-def test_send_500_is_not_ok(receiver: Receiver, session: requests.Session, secret: str) -> None:
+def test_send_500_is_not_ok(receiver: Receiver, client: urllib3.PoolManager, secret: str) -> None:
     receiver.replies.append(Reply(500))
-    attempt = send(session, receiver.url, headers_for(secret), BODY, allow_private=True)
+    attempt = send(client, receiver.url, headers_for(secret), BODY, allow_private=True)
     assert (attempt.status_code, attempt.error, attempt.ok) == (500, None, False)
     assert len(receiver.requests) == 1
 
 
 def test_send_does_not_follow_a_redirect(
-    receiver: Receiver, session: requests.Session, secret: str
+    receiver: Receiver, client: urllib3.PoolManager, secret: str
 ) -> None:
     receiver.replies.append(Reply(302, {"Location": "/elsewhere"}))
-    attempt = send(session, receiver.url, headers_for(secret), BODY, allow_private=True)
+    attempt = send(client, receiver.url, headers_for(secret), BODY, allow_private=True)
     assert (attempt.status_code, attempt.error, attempt.ok) == (
         302,
         "redirect not followed",
@@ -530,24 +550,26 @@ def test_send_does_not_follow_a_redirect(
     assert [r.path for r in receiver.requests] == ["/hook"]
 
 
-def test_send_to_a_closed_port_is_connection_failed(session: requests.Session, secret: str) -> None:
+def test_send_to_a_closed_port_is_connection_failed(
+    client: urllib3.PoolManager, secret: str
+) -> None:
     # Bound but not listening: the port stays ours and every connection is refused.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         attempt = send(
-            session, f"http://127.0.0.1:{port}/hook", headers_for(secret), BODY, allow_private=True
+            client, f"http://127.0.0.1:{port}/hook", headers_for(secret), BODY, allow_private=True
         )
     assert (attempt.status_code, attempt.error, attempt.ok) == (None, "connection failed", False)
 
 
 def test_send_times_out_on_a_silent_receiver(
-    receiver: Receiver, session: requests.Session, secret: str
+    receiver: Receiver, client: urllib3.PoolManager, secret: str
 ) -> None:
     receiver.replies.append(Reply(mode="block"))
     try:
         attempt = send(
-            session, receiver.url, headers_for(secret), BODY, timeout=0.3, allow_private=True
+            client, receiver.url, headers_for(secret), BODY, timeout=0.3, allow_private=True
         )
     finally:
         receiver.release.set()
@@ -557,13 +579,13 @@ def test_send_times_out_on_a_silent_receiver(
 
 
 def test_send_keeps_the_status_when_the_body_stalls(
-    receiver: Receiver, session: requests.Session, secret: str
+    receiver: Receiver, client: urllib3.PoolManager, secret: str
 ) -> None:
     # The status line decides; draining a stalled body must not raise out of send().
     receiver.replies.append(Reply(200, mode="stall_body"))
     try:
         attempt = send(
-            session, receiver.url, headers_for(secret), BODY, timeout=0.3, allow_private=True
+            client, receiver.url, headers_for(secret), BODY, timeout=0.3, allow_private=True
         )
     finally:
         receiver.release.set()
@@ -571,14 +593,14 @@ def test_send_keeps_the_status_when_the_body_stalls(
 
 
 def test_a_dripping_body_holds_send_no_longer_than_its_timeout(
-    receiver: Receiver, session: requests.Session, secret: str
+    receiver: Receiver, client: urllib3.PoolManager, secret: str
 ) -> None:
     # Each byte comes well within the per-read timeout: only the overall deadline ends it.
     receiver.replies.append(Reply(200, mode="drip"))
     started = time.monotonic()
     try:
         attempt = send(
-            session, receiver.url, headers_for(secret), BODY, timeout=0.5, allow_private=True
+            client, receiver.url, headers_for(secret), BODY, timeout=0.5, allow_private=True
         )
     finally:
         receiver.release.set()
@@ -586,17 +608,16 @@ def test_a_dripping_body_holds_send_no_longer_than_its_timeout(
     assert time.monotonic() - started < 1.5  # the body would take 500 s
 
 
-class NoPostSession(requests.Session):
-    def post(self, *args: object, **kwargs: object) -> requests.Response:
-        raise AssertionError("a refused target must not be requested")
+class NoRequestClient(urllib3.PoolManager):
+    def connection_from_host(self, *args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("a refused target must not be connected to")
 
 
 def test_send_refused_target_makes_no_request(receiver: Receiver, secret: str) -> None:
-    port = receiver.server.server_port
-    with NoPostSession() as http:
-        http.trust_env = False
+    port = receiver.port
+    with NoRequestClient() as client:
         attempt = send(
-            http,
+            client,
             f"https://127.0.0.1:{port}/secret-path?t=tok3n",
             headers_for(secret),
             BODY,
@@ -604,7 +625,7 @@ def test_send_refused_target_makes_no_request(receiver: Receiver, secret: str) -
             resolve=no_resolve,
         )
         named = send(
-            http,
+            client,
             "https://internal.example.com/hook",
             headers_for(secret),
             BODY,
@@ -621,3 +642,200 @@ def test_send_refused_target_makes_no_request(receiver: Receiver, secret: str) -
         "webhook_url: 127.0.0.1 is a loopback address",
     )
     assert receiver.requests == []
+
+
+# --- the checked address, over TLS ------------------------------------------------------------
+
+# Reserved (RFC 2606) and unresolvable here: a request that reaches the receiver under this
+# name cannot have looked it up.
+NAME = "hooks.example"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: pathlib.Path) -> str:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def tls_receiver(ca: trustme.CA, name: str) -> Receiver:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(name).configure_cert(context)
+    return Receiver(context)
+
+
+@pytest.fixture
+def https_receiver(ca: trustme.CA) -> Iterator[Receiver]:
+    server = tls_receiver(ca, NAME)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every host the process passes to getaddrinfo from here on (urllib3 passes even an
+    address through it, which answers without asking any resolver)."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def spy(host: object, *args: object, **kwargs: object) -> object:
+        asked.append(str(host))
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    return asked
+
+
+def test_post_reaches_the_checked_address_under_the_urls_name(
+    https_receiver: Receiver,
+    client: urllib3.PoolManager,
+    ca_file: str,
+    secret: str,
+    lookups: list[str],
+) -> None:
+    port = https_receiver.port
+    url = f"https://{NAME}:{port}/hook?t=tok3n"
+    first = post(client, url, ["127.0.0.1"], headers_for(secret), BODY, ca_certs=ca_file)
+    second = post(client, url, ["127.0.0.1"], headers_for(secret), BODY, ca_certs=ca_file)
+    assert (first.status_code, first.error, first.ok) == (200, None, True)
+    assert (second.status_code, second.error) == (200, None)
+    assert NAME not in lookups  # only the address was ever handed to getaddrinfo
+    for received in https_receiver.requests:
+        assert received.path == "/hook?t=tok3n"
+        assert received.headers["host"] == f"{NAME}:{port}"
+        assert received.headers["user-agent"] == USER_AGENT
+        assert received.body == BODY
+        assert Webhook(secret).verify(received.body, received.headers) == json.loads(BODY)
+    assert len(https_receiver.requests) == 2
+    # One handshake, asking for the name: the second request reused the connection.
+    assert https_receiver.server_names == [NAME]
+
+
+def test_post_refuses_a_certificate_for_another_name(
+    ca: trustme.CA, client: urllib3.PoolManager, ca_file: str, secret: str
+) -> None:
+    other = tls_receiver(ca, "other.example")
+    try:
+        url = f"https://{NAME}:{other.port}/secret-path?t=tok3n"
+        attempt = post(client, url, ["127.0.0.1"], headers_for(secret), BODY, ca_certs=ca_file)
+    finally:
+        other.close()
+    assert (attempt.status_code, attempt.error, attempt.ok) == (
+        None,
+        "TLS handshake failed (certificate)",
+        False,
+    )
+    assert other.requests == []
+    assert other.server_names == [NAME]
+
+
+def test_post_verifies_with_certifi_by_default(
+    https_receiver: Receiver, client: urllib3.PoolManager, secret: str
+) -> None:
+    # The test CA is not in certifi's bundle: production would refuse this receiver.
+    url = f"https://{NAME}:{https_receiver.port}/secret-path?t=tok3n"
+    attempt = post(client, url, ["127.0.0.1"], headers_for(secret), BODY)
+    assert (attempt.status_code, attempt.error) == (None, "TLS handshake failed (certificate)")
+    assert https_receiver.requests == []
+
+
+def test_post_moves_on_to_the_next_address_only_when_it_cannot_connect(
+    https_receiver: Receiver, client: urllib3.PoolManager, ca_file: str, secret: str
+) -> None:
+    # All of 127/8 is loopback; the receiver listens on 127.0.0.1 only, so 127.0.0.2 and
+    # 127.0.0.3 refuse the connection at once.
+    url = f"https://{NAME}:{https_receiver.port}/hook"
+    https_receiver.replies.append(Reply(500))
+    answered = post(
+        client,
+        url,
+        ["127.0.0.2", "127.0.0.1", "127.0.0.1"],
+        headers_for(secret),
+        BODY,
+        ca_certs=ca_file,
+    )
+    # A status, even 500, is the receiver's answer: the address after it is not tried.
+    assert (answered.status_code, answered.error) == (500, None)
+    assert len(https_receiver.requests) == 1
+    assert https_receiver.requests[0].headers["host"] == f"{NAME}:{https_receiver.port}"
+    refused = post(
+        client, url, ["127.0.0.2", "127.0.0.3"], headers_for(secret), BODY, ca_certs=ca_file
+    )
+    assert (refused.status_code, refused.error) == (None, "connection failed")
+    assert len(https_receiver.requests) == 1
+
+
+class RebindingResolver:
+    """Answers a public address first and loopback after, as a rebinding attacker's DNS
+    server would between the check and a second lookup."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls += 1
+        return ["93.184.216.34"] if self.calls == 1 else ["127.0.0.1"]
+
+
+class RoutedClient(urllib3.PoolManager):
+    """Records the address each connection is asked for and takes it to 127.0.0.1, the
+    test's stand-in for the route to that public address (no network beyond loopback)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def connection_from_host(
+        self,
+        host: str | None,
+        port: int | None = None,
+        scheme: str | None = "http",
+        pool_kwargs: dict[str, Any] | None = None,
+    ) -> HTTPConnectionPool:
+        self.asked.append(str(host))
+        return super().connection_from_host("127.0.0.1", port, scheme, pool_kwargs)
+
+
+def test_send_connects_to_the_address_it_checked_not_to_a_second_answer(
+    https_receiver: Receiver, ca_file: str, secret: str, lookups: list[str]
+) -> None:
+    resolve = RebindingResolver()
+    url = f"https://{NAME}:{https_receiver.port}/hook"
+    with RoutedClient() as client:
+        sent = send(
+            client,
+            url,
+            headers_for(secret),
+            BODY,
+            allow_private=False,
+            resolve=resolve,
+            ca_certs=ca_file,
+        )
+        assert (sent.status_code, sent.error, sent.ok) == (200, None, True)
+        assert resolve.calls == 1  # the name was looked up once, for the check
+        assert client.asked == ["93.184.216.34"]
+        # The next send checks again, and this time the answer is refused before any
+        # connection is asked for.
+        again = send(
+            client,
+            url,
+            headers_for(secret),
+            BODY,
+            allow_private=False,
+            resolve=resolve,
+            ca_certs=ca_file,
+        )
+        assert (again.status_code, again.error) == (
+            None,
+            "webhook_url: 127.0.0.1 is a loopback address",
+        )
+        assert client.asked == ["93.184.216.34"]
+    assert NAME not in lookups
+    [received] = https_receiver.requests
+    assert received.headers["host"] == f"{NAME}:{https_receiver.port}"
+    assert https_receiver.server_names == [NAME]

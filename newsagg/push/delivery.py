@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import requests
+import urllib3
 
 from newsagg.metrics import Metrics
 from newsagg.push.webhooks import Resolve, delivery_headers, retry_delay, send, system_resolve
@@ -47,7 +47,10 @@ class Deliverer:
         timeout: float = SEND_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        ca_certs: str | None = None,
     ) -> None:
+        """`ca_certs`: the CA bundle file receivers' certificates are verified with;
+        None is certifi's, as requests uses."""
         self._store = store
         self._schedule = tuple(schedule)
         self._metrics = metrics
@@ -56,13 +59,22 @@ class Deliverer:
         self._timeout = timeout
         self._clock = clock
         self._rng = rng or random.Random()
-        self._sessions = threading.local()
+        self._ca_certs = ca_certs
+        self._clients = threading.local()
+        # Every sender thread's client, so that close() can end their kept-alive connections.
+        self._opened: list[urllib3.PoolManager] = []
+        self._opened_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None  # made by the first send, again after close
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        # The sender threads have ended: nothing uses their clients any more.
+        with self._opened_lock:
+            clients, self._opened = self._opened, []
+        for client in clients:
+            client.clear()
 
     def run_once(self) -> int:
         """Send every delivery due now (in batches); how many were attempted."""
@@ -97,13 +109,14 @@ class Deliverer:
             delivery.secrets, delivery.msg_id, datetime.fromtimestamp(at_us / 1e6, UTC), body
         )
         sent = send(
-            self._session(),
+            self._client(),
             delivery.webhook_url,
             headers,
             body,
             timeout=self._timeout,
             allow_private=self._allow_private,
             resolve=self._resolve,
+            ca_certs=self._ca_certs,
         )
         attempt = AttemptRecord(at_us, sent.status_code, sent.error, sent.duration_ms)
         if sent.ok:
@@ -118,15 +131,16 @@ class Deliverer:
             return Outcome(delivery.id, attempt, "failed", disable=(delivery.search_id, reason))
         return Outcome(delivery.id, attempt, "pending", self._now_us() + int(delay * 1e6))
 
-    def _session(self) -> requests.Session:
-        """One session per sender thread (connections reused per receiver); trust_env off,
-        so no proxy or .netrc credentials from the environment reach a receiver."""
-        session = getattr(self._sessions, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False
-            self._sessions.session = session
-        return session
+    def _client(self) -> urllib3.PoolManager:
+        """One client per sender thread, its connections kept alive per receiver address
+        (urllib3, unlike requests, takes no proxy or .netrc from the environment)."""
+        client = getattr(self._clients, "client", None)
+        if client is None:
+            client = urllib3.PoolManager()
+            self._clients.client = client
+            with self._opened_lock:
+                self._opened.append(client)
+        return client
 
     def _now_us(self) -> int:
         return int(self._clock() * 1_000_000)

@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import ipaddress
 import random
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from standardwebhooks.webhooks import Webhook
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from newsagg.errors import InvalidInput
 
@@ -253,8 +260,12 @@ class Attempt:
         return is_success(self.status_code)
 
 
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
 def send(
-    session: requests.Session,
+    client: urllib3.PoolManager,
     url: str,
     headers: Mapping[str, str],
     body: bytes,
@@ -262,55 +273,142 @@ def send(
     timeout: float = 5.0,
     allow_private: bool,
     resolve: Resolve = system_resolve,
+    ca_certs: str | None = None,
 ) -> Attempt:
     """POST one webhook; every failure becomes an Attempt, never an exception.
 
     The target is checked again here, not only when the URL was saved: what a name resolves
-    to changes. The connection itself resolves the name once more, so a resolver that answers
-    differently within that window (DNS rebinding) is not caught; pinning the checked address
-    for the connection is not done. The session should have `trust_env = False`, or requests
-    would add proxies and .netrc credentials from the environment to a receiver's request."""
+    to changes. The request then goes to the addresses this check approved (see `post`), so
+    the name is not resolved a second time and a resolver that answers differently a moment
+    later (DNS rebinding) is never asked. With `allow_private` nothing is resolved here and
+    the connection looks the name up itself. `client` holds the connections kept alive
+    between calls (one per sender thread: it is not meant to be shared between threads);
+    `ca_certs` is the CA bundle file certificates are verified with, certifi's by default."""
     started = time.monotonic()
+    try:
+        addresses = check_target(url, allow_private=allow_private, resolve=resolve)
+    except TargetRefused as refused:
+        return Attempt(None, refused.detail, _ms_since(started))
+    sent = post(client, url, addresses, headers, body, timeout=timeout, ca_certs=ca_certs)
+    # The duration shown covers the check (resolution) too, not only the request.
+    return dataclasses.replace(sent, duration_ms=_ms_since(started))
+
+
+def post(
+    client: urllib3.PoolManager,
+    url: str,
+    addresses: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    timeout: float = 5.0,
+    ca_certs: str | None = None,
+) -> Attempt:
+    """POST `body` to `url` at the first of `addresses` that takes a connection, or by the
+    URL's own name when `addresses` is empty; every failure becomes an Attempt.
+
+    The URL's name stays what the request is for: it is the Host header, the TLS server name
+    (SNI) and the name the certificate must be valid for, whichever address is connected to.
+    The next address is tried only when no connection could be made, never after the
+    request went out (so one attempt never reaches a receiver twice) nor on a TLS failure.
+    `timeout` bounds every connection tried, the reply and the draining of its body
+    together. Redirects are not followed. Error texts never repeat the URL: its path or
+    query can carry the receiver's own token. `url` is one check_target accepted."""
+    started = time.monotonic()
+    deadline = started + timeout
+    timed_out = f"timeout after {timeout:g} s"
 
     def attempt(status_code: int | None, error: str | None) -> Attempt:
-        return Attempt(status_code, error, round((time.monotonic() - started) * 1000))
+        return Attempt(status_code, error, _ms_since(started))
 
-    try:
-        check_target(url, allow_private=allow_private, resolve=resolve)
-    except TargetRefused as refused:
-        return attempt(None, refused.detail)
-    try:
-        response = session.post(
-            url,
-            data=body,
-            headers=dict(headers),
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-        )
-    # ConnectTimeout is both a Timeout and a ConnectionError: Timeout is tested first.
-    except requests.Timeout:
-        return attempt(None, f"timeout after {timeout:g} s")
-    except requests.ConnectionError:
-        return attempt(None, "connection failed")
-    except requests.RequestException as error:
-        # The exception's text may quote the URL, which can carry the receiver's own token.
-        return attempt(None, f"request failed ({type(error).__name__})")
-    # The status line already decided the outcome; the body is only drained, for the
-    # connection's reuse, within what is left of the timeout: read1 takes what one receive
-    # brings, so a receiver dripping bytes holds the sender no longer than that. raw is
-    # urllib3's: a stalled or cut-off body raises its errors, not requests'.
-    deadline = started + timeout
-    with (
-        response,
-        contextlib.suppress(requests.RequestException, Urllib3Error, OSError, ValueError),
-    ):
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    host = (parts.hostname or "").rstrip(".")
+    port = parts.port or (443 if scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # Connecting to an address, urllib3 would name the address in the Host header.
+    request_headers = {**headers, "host": parts.netloc}
+    pool_kwargs: dict[str, Any] = {}
+    if scheme == "https":
+        pool_kwargs = {
+            "cert_reqs": "CERT_REQUIRED",
+            "ca_certs": ca_certs or certifi.where(),
+            "server_hostname": host,
+            "assert_hostname": host,
+        }
+    failure = "connection failed"
+    for address in addresses or [host]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return attempt(None, timed_out)
+        # Pools are keyed by address, port and these settings (the name among them), so a
+        # kept-alive connection serves only the same name at the same address. urllib3
+        # reads no proxy or .netrc settings from the environment (requests would), so no
+        # proxy sees a receiver's request and no stored credentials are added to it.
+        try:
+            pool = client.connection_from_host(address, port, scheme, pool_kwargs=pool_kwargs)
+            response = pool.urlopen(
+                "POST",
+                target,
+                body=body,
+                headers=request_headers,
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                timeout=urllib3.Timeout(total=left),
+                preload_content=False,
+                # The body is dropped unread: decompressing it would only cost time.
+                decode_content=False,
+            )
+        # NewConnectionError is a ConnectTimeoutError too (urllib3 keeps that for
+        # compatibility): it is tested first. Neither sent anything: the next may answer.
+        except NewConnectionError:
+            failure = "connection failed"
+            continue
+        except ConnectTimeoutError:
+            failure = timed_out
+            continue
+        except Urllib3Timeout:
+            return attempt(None, timed_out)
+        except SSLError as error:
+            return attempt(None, _tls_failure(error))
+        except (ProtocolError, OSError):
+            return attempt(None, "connection failed")
+        except (Urllib3Error, ValueError) as error:
+            # The exception's text may quote the URL, which can carry the receiver's token.
+            return attempt(None, f"request failed ({type(error).__name__})")
+        # The status line already decided the outcome; the body is only drained so that
+        # the connection can carry the next delivery.
+        redirect = bool(response.get_redirect_location())
+        _drain(response, deadline)
+        return attempt(response.status, "redirect not followed" if redirect else None)
+    return attempt(None, failure)
+
+
+def _tls_failure(error: SSLError) -> str:
+    # urllib3 wraps the ssl module's error (or its own hostname check's) as the argument.
+    cause = error.args[0] if error.args else None
+    if isinstance(cause, ssl.SSLCertVerificationError | CertificateError):
+        return "TLS handshake failed (certificate)"
+    return "TLS handshake failed"
+
+
+def _drain(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+    """Read and drop at most MAX_RESPONSE_BYTES of the body until `deadline`, then give the
+    connection back for reuse, or close it if the body was not read to its end (what is
+    left of it would be taken for the next reply).
+
+    read1 takes what one receive brings, so a receiver dripping bytes holds the sender no
+    longer than the deadline; a stalled or cut-off body ends the drain, not the attempt."""
+    finished = False
+    with contextlib.suppress(Urllib3Error, OSError, ValueError):
         left = MAX_RESPONSE_BYTES
         while left > 0 and time.monotonic() < deadline:
-            chunk = response.raw.read1(min(left, 16 * 1024))
+            chunk = response.read1(min(left, 16 * 1024))
             if not chunk:
+                finished = True
                 break
             left -= len(chunk)
-    if response.is_redirect:
-        return attempt(response.status_code, "redirect not followed")
-    return attempt(response.status_code, None)
+    if not finished:
+        response.close()
+    response.release_conn()
