@@ -202,11 +202,11 @@ class Sqlite(Backend):
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def explain(self, query: ArchiveQuery) -> str:
-        from newsagg.store.archive import RANKED_WINDOW, WINDOWS
+        from newsagg.store.archive import MAX_WINDOW, RANKED_WINDOW
 
         plans = []
-        if query.match is not None:  # the store's first try, then its fallback
-            window = WINDOWS[-1] if query.sort == "published" else RANKED_WINDOW
+        if query.match is not None:  # the store's largest try, then its fallback
+            window = MAX_WINDOW if query.sort == "published" else RANKED_WINDOW
             plans.append((f"window {window}:", search_sql(query, "sqlite", window)))
         plans.append(("every match:", search_sql(query, "sqlite")))
         db, out = self.store._connection(), []

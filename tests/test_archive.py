@@ -17,7 +17,7 @@ from conftest import fresh_database
 
 from newsagg.archive.query import QuerySyntaxError, matches, parse
 from newsagg.store import Store
-from newsagg.store.archive import ArchiveQuery
+from newsagg.store.archive import COUNT_CAP, MAX_WINDOW, ArchiveQuery, windows_for
 from newsagg.store.migrations import MIGRATIONS
 from newsagg.store.postgres import PostgresStore
 from newsagg.store.sqlite import SqliteStore
@@ -270,7 +270,7 @@ def test_window_first_tries_give_the_pages_every_match_gives(
     match. Small windows make every path run: a window that fills the page, one that does
     not, and the collecting statement; the pages are the reference's either way."""
     store, saved = archive
-    monkeypatch.setattr("newsagg.store.sqlite.WINDOWS", windows)
+    monkeypatch.setattr("newsagg.store.sqlite.windows_for", lambda *_counts: windows)
     monkeypatch.setattr("newsagg.store.archive.PG_WINDOWS", windows)
     for q in ["battery", '"climate summit"', "bat*", "power (chip OR market) -storm", "café"]:
         query = ArchiveQuery(match=parse(q), limit=4, **filters)  # type: ignore[arg-type]
@@ -317,3 +317,14 @@ def test_prefix_index_made_by_migration_6_serves_prefix_queries(tmp_path: Path):
     with closing(sqlite3.connect(path)) as db:
         db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
     store.close()
+
+
+def test_windows_are_sized_from_how_many_articles_match():
+    """SQLite, newest first: a rare query is collected at once, a frequent one fills its page
+    from a small window (then a larger one, then collecting, should the filters leave too
+    few), and the window in between is expected to hold two pages."""
+    assert windows_for(500, 1_000_000, 20) == ()  # 500 matches: collecting costs least
+    assert windows_for(COUNT_CAP, 1_000_000, 20) == (4_000, MAX_WINDOW)
+    assert windows_for(8_000, 1_000_000, 20) == (5_000,)
+    assert windows_for(3, 10, 20) == ()  # a small archive: collecting is cheap
+    assert windows_for(COUNT_CAP, 100, 20) == (20, MAX_WINDOW)  # never less than a page

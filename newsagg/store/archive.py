@@ -9,6 +9,7 @@ rendered from the parsed tree, never spliced into SQL.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -53,14 +54,36 @@ def to_us(instant: datetime) -> int:
     return int(instant.timestamp()) * 1_000_000 + instant.microsecond
 
 
-# SQLite, newest first: how many of the newest filtered articles a first try checks against
-# the full-text index (see search_sql's `window`); a try that fills the page is the answer.
-WINDOWS = (200, 5_000)
+# SQLite, newest first with a match: a try checks only the newest articles that pass the
+# other filters against the full-text index (see search_sql's `window`); a try that fills
+# the page is the answer, else every match is collected and sorted. What each costs, on a
+# million articles (bench/archive.py): ~1 µs an article of a window, ~4.6 µs a match
+# collected. How many match is counted first (up to COUNT_CAP: past that a word is frequent
+# enough for the smallest window), and the windows are sized from it.
+WINDOW_US_PER_ARTICLE = 1.0
+COLLECT_US_PER_MATCH = 4.6
+COUNT_CAP = 10_000
+WINDOW_SLACK = 2  # a window expected to hold 2 pages of matches: one holding less is rare
+MAX_WINDOW = 50_000
 # PostgreSQL, newest first: the same, each try one statement checking `@@` on the window.
 PG_WINDOWS = (5_000,)
 # SQLite, by relevance: the best this many matches by score are joined to their articles
 # first; if the other filters leave a full page of them, that page is the answer.
 RANKED_WINDOW = 1_000
+
+
+def windows_for(matches: int, articles: int, limit: int) -> tuple[int, ...]:
+    """SQLite, newest first: the windows to try, smallest first, before collecting every
+    match: one expected to hold WINDOW_SLACK pages, then the largest; those that cost less
+    than collecting the `matches` (of about `articles`).
+
+    Matches are assumed spread evenly over the articles (a window that misses, as with a
+    word rare in the category asked for, costs a try, never a wrong answer). Counted up to
+    COUNT_CAP, beyond which collecting is never the cheaper way."""
+    collect_us = float("inf") if matches >= COUNT_CAP else matches * COLLECT_US_PER_MATCH
+    first = max(limit, math.ceil(WINDOW_SLACK * limit * articles / max(matches, 1)))
+    tries = (first, MAX_WINDOW) if first < MAX_WINDOW else (MAX_WINDOW,)
+    return tuple(window for window in tries if window * WINDOW_US_PER_ARTICLE < collect_us)
 
 
 def search_sql(

@@ -220,6 +220,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, id)",
         ),
     ),
+    # Newest first from one provider: without it, each article of a window was read from
+    # the table to see its source (a `source=` search took 2-3 times a category's).
+    Migration(
+        8,
+        "articles by source",
+        ("CREATE INDEX articles_source_published ON articles (source, published_us, id)",),
+    ),
 )
 
 VERSION_TABLE = (

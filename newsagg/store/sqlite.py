@@ -15,15 +15,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
+from newsagg.archive.query import to_fts5
 from newsagg.store.archive import (
     COLUMNS,
+    COUNT_CAP,
     RANKED_WINDOW,
-    WINDOWS,
     ArchivedRow,
     ArchiveQuery,
     column_values,
     search_sql,
     upsert_set,
+    windows_for,
 )
 from newsagg.store.base import (
     KEY_COLUMNS,
@@ -183,15 +185,21 @@ class SqliteStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         db = self._connection()
         if query.match is not None and query.sort == "published":
-            # Newest first, a frequent word fills its page from the newest few articles:
-            # try those windows first (cheap when they fail), then collect every match.
-            for window in WINDOWS:
+            # Newest first, a frequent word fills its page from the newest few articles,
+            # and a rare one is cheaper to collect: how many match decides (windows_for).
+            (matches,) = db.execute(
+                "SELECT count(*) FROM (SELECT rowid FROM articles_fts"
+                " WHERE articles_fts MATCH ? LIMIT ?)",
+                (to_fts5(query.match), COUNT_CAP),
+            ).fetchone()
+            if not matches:
+                return []
+            (articles,) = db.execute("SELECT max(id) FROM articles").fetchone()
+            for window in windows_for(matches, articles, query.limit):
                 sql, params = search_sql(query, "sqlite", window)
                 rows = db.execute(sql, params).fetchall()
                 if len(rows) == query.limit:
                     return [ArchivedRow(*row) for row in rows]
-                if not rows:  # not one in the newest few: a rare word, cheap to collect
-                    break
         elif query.match is not None:  # by relevance: the best-scored matches first
             sql, params = search_sql(query, "sqlite", max(RANKED_WINDOW, query.limit))
             rows = db.execute(sql, params).fetchall()
