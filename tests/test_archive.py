@@ -4,6 +4,7 @@ order, keyset pages, filters, pruning, and an older database upgraded in place."
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sqlite3
@@ -17,7 +18,13 @@ from conftest import fresh_database
 
 from newsagg.archive.query import QuerySyntaxError, matches, parse
 from newsagg.store import Store
-from newsagg.store.archive import COUNT_CAP, MAX_WINDOW, ArchiveQuery, windows_for
+from newsagg.store.archive import (
+    COUNT_CAP,
+    MAX_WINDOW,
+    ArchiveQuery,
+    next_window,
+    windows_for,
+)
 from newsagg.store.migrations import MIGRATIONS
 from newsagg.store.postgres import PostgresStore
 from newsagg.store.sqlite import SqliteStore
@@ -271,7 +278,9 @@ def test_window_first_tries_give_the_pages_every_match_gives(
     not, and the collecting statement; the pages are the reference's either way."""
     store, saved = archive
     monkeypatch.setattr("newsagg.store.sqlite.windows_for", lambda *_counts: windows)
-    monkeypatch.setattr("newsagg.store.archive.PG_WINDOWS", windows)
+    monkeypatch.setattr("newsagg.store.postgres.PG_FIRST_WINDOW", windows[0])
+    larger = dict(itertools.pairwise(windows))
+    monkeypatch.setattr("newsagg.store.postgres.next_window", lambda _l, w, _f: larger.get(w))
     for q in ["battery", '"climate summit"', "bat*", "power (chip OR market) -storm", "café"]:
         query = ArchiveQuery(match=parse(q), limit=4, **filters)  # type: ignore[arg-type]
         assert walk(store, query) == expected(saved, q, **filters), q
@@ -328,3 +337,9 @@ def test_windows_are_sized_from_how_many_articles_match():
     assert windows_for(8_000, 1_000_000, 20) == (5_000,)
     assert windows_for(3, 10, 20) == ()  # a small archive: collecting is cheap
     assert windows_for(COUNT_CAP, 100, 20) == (20, MAX_WINDOW)  # never less than a page
+
+
+def test_a_second_postgres_window_is_sized_from_what_the_first_held():
+    assert next_window(20, 5_000, 10) == 20_000  # expected to hold two pages
+    assert next_window(20, 5_000, 0) is None  # few matches: collecting them is cheaper
+    assert next_window(20, 5_000, 3) is None  # past MAX_WINDOW: collecting too

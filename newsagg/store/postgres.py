@@ -30,10 +30,11 @@ from newsagg.errors import Unavailable
 from newsagg.settings import SettingsError
 from newsagg.store.archive import (
     COLUMNS,
-    PG_WINDOWS,
+    PG_FIRST_WINDOW,
     ArchivedRow,
     ArchiveQuery,
     column_values,
+    next_window,
     search_sql,
     upsert_set,
 )
@@ -258,13 +259,16 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
         collect = False
         if query.match is not None and query.sort == "published":
             # Newest first, as on SQLite: a frequent word fills its page from the newest
-            # few thousand articles that pass the other filters; when they do not, the
-            # matches are few: collect them from the GIN index and sort them.
+            # few thousand articles that pass the other filters; when they do not, a window
+            # sized from what they held, then (the matches are few) collect them from the
+            # GIN index and sort them.
             collect = True
-            for window in PG_WINDOWS:
+            window: int | None = PG_FIRST_WINDOW
+            while window is not None:
                 rows = read(*search_sql(query, "postgres", window))
                 if len(rows) == query.limit:
                     return [ArchivedRow(*row) for row in rows]
+                window = next_window(query.limit, window, len(rows))
         return [ArchivedRow(*row) for row in read(*search_sql(query, "postgres", collect=collect))]
 
     # -- API keys --------------------------------------------------------------------
