@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -121,9 +122,21 @@ def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
     """Start the upstream simulator and point every provider at it (demo mode)."""
     simulator = Simulator(ticker_seconds=DEMO_TICKER_SECONDS)
     simulator.start()
+    # A demo only this machine can reach may call a webhook receiver on this machine (the
+    # newcomer's): no one else holds a key to make it call anything.
+    local = settings.webhook_allow_private or is_loopback(settings.host)
     # The pace travels with the settings, to worker processes too: they see a simulator
     # named, not demo mode.
-    return replace(pointed_at(settings, simulator), harvest_pace="demo"), simulator
+    demo = replace(pointed_at(settings, simulator), harvest_pace="demo")
+    return replace(demo, webhook_allow_private=local), simulator
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address `serve` listens on) is reachable from this machine only."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def make_providers(settings: Settings) -> list[Provider]:

@@ -303,7 +303,8 @@ class Settings:
         "NEWSAGG_WEBHOOK_ALLOW_PRIVATE",
         False,
         "`on` allows webhooks to http URLs and to loopback, private and link-local addresses"
-        " (development and tests only: it lets API keys make the service call its own network)",
+        " (development and tests only: it lets API keys make the service call its own network);"
+        " `--demo` on a loopback `--host` turns it on",
         _switch,
     )
     stream_seconds: float = setting(

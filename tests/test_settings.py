@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsagg.cli import parser
+from newsagg.service import with_simulator
 from newsagg.settings import Settings, SettingsError, markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -59,3 +60,19 @@ def test_unusable_values_are_refused_by_name(name, raw):
 def test_secrets_stay_out_of_the_repr():
     settings = Settings(admin_key="adm-secret", newsapi_key="n-secret", guardian_key="g-secret")
     assert "secret" not in repr(settings) and "cache_ttl" in repr(settings)
+
+
+def test_a_demo_on_loopback_may_call_webhooks_on_this_machine():
+    """Only the newcomer reaches a demo on loopback, so their local receiver may be called;
+    a demo other machines can reach keeps the SSRF guard."""
+    for host, allowed in [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.168.1.20", False),
+        ("news.example", False),
+    ]:
+        demo, simulator = with_simulator(Settings(demo=True, host=host))
+        simulator.stop()
+        assert demo.webhook_allow_private is allowed, host
