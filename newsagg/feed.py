@@ -417,7 +417,7 @@ class Feed:
         if len(rows) > request.limit:
             last = rows[request.limit - 1]
             next_cursor = self._cursors.encode(
-                request.fingerprint(), Position(last.position, last.id)
+                request.fingerprint(), Position(last.position, last.id, last.horizon)
             )
         counts = Counter(item.article.source for item in items)
         shown = [

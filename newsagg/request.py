@@ -83,6 +83,7 @@ class FeedRequest:
             sort=self.sort,
             after=None if after is None else (after.value, after.article_id),
             limit=self.limit + 1,
+            horizon=None if after is None else after.horizon,
         )
 
     def fingerprint(self) -> str:

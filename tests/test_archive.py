@@ -10,6 +10,7 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -136,16 +137,17 @@ def expected(saved: list, q: str | None = None, **filters: object) -> list[int]:
 
 
 def walk(store: Store, query: ArchiveQuery) -> list[int]:
-    """Every id, page after page, resuming after the last row's position."""
-    seen, after = [], None
+    """Every id, page after page (from the query's position on), resuming after the last
+    row's position."""
+    seen, after, horizon = [], query.after, query.horizon
     for _page in range(1000):  # a position that does not advance fails, not hangs
         rows = store.search(
-            ArchiveQuery(**{**_fields(query), "after": after})  # type: ignore[arg-type]
+            ArchiveQuery(**{**_fields(query), "after": after, "horizon": horizon})  # type: ignore[arg-type]
         )
         seen += [row.id for row in rows]
         if len(rows) < query.limit:
             return seen
-        after = (rows[-1].position, rows[-1].id)
+        after, horizon = (rows[-1].position, rows[-1].id), rows[-1].horizon
     raise AssertionError("the pages never ended")
 
 
@@ -343,3 +345,76 @@ def test_a_second_postgres_window_is_sized_from_what_the_first_held():
     assert next_window(20, 5_000, 10) == 20_000  # expected to hold two pages
     assert next_window(20, 5_000, 0) is None  # few matches: collecting them is cheaper
     assert next_window(20, 5_000, 3) is None  # past MAX_WINDOW: collecting too
+
+
+def ranked_within(saved: list, q: str, windows: tuple[int, ...], least: int, **filters) -> set[int]:
+    """The reference of a relevance ranking's articles: the matches among the newest
+    `windows[i]` articles passing the filters, the first window holding `least` of them;
+    every match when none does."""
+    articles = expected(saved, **filters)  # newest first
+    matching = set(expected(saved, q, **filters))
+    for window in windows:
+        if len(articles) < window:
+            break
+        held = matching & set(articles[:window])
+        if len(held) >= least:
+            return held
+    return matching
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"category": "science"}, {"published_from": NOW - timedelta(days=20)}],
+)
+@pytest.mark.parametrize("q", ["battery", "battery OR drone", "title:batt* -drone", "café"])
+def test_relevance_ranks_within_the_newest_window_that_holds_enough_matches(
+    archive, monkeypatch, q, filters
+):
+    """A frequent word's every match cannot be scored fast, so relevance ranks those among
+    the newest articles: small windows here make each way run (a window holding enough, a
+    larger one, every match). Pages keep the first page's horizon."""
+    store, saved = archive
+    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_WINDOWS", (20, 60))
+    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_MATCHES", 6)
+    query = ArchiveQuery(match=parse(q), sort="relevance", limit=4, **filters)  # type: ignore[arg-type]
+    ids = walk(store, query)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == ranked_within(saved, q, (20, 60), 6, **filters)
+    whole = store.search(replace(query, limit=1000))
+    assert [row.id for row in whole] == ids  # pages in the order of the whole ranking
+
+
+def test_a_ranking_keeps_its_horizon_while_articles_arrive(pg_admin_url, monkeypatch):
+    """Newer articles arriving between two pages do not move the ranking's window: no
+    article of the first page's ranking falls out of it unseen, none is served twice, and
+    what joins is only the newcomers. On PostgreSQL, whose ts_rank scores each article on its
+    own; SQLite's bm25 weighs words by the whole archive, so its scores move a little with
+    every arrival (README: the archive)."""
+    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_WINDOWS", (40,))
+    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_MATCHES", 5)
+    rows = corpus(120)
+    late = [
+        (
+            url,
+            rank,
+            {**data, "url": url, "published_at": (NOW + timedelta(hours=n + 1)).isoformat()},
+        )
+        for n, (_url, rank, data) in enumerate(rows[:30])
+        for url in [f"https://news.example/late/{n}"]
+    ]
+    with fresh_database(pg_admin_url) as url:
+        store = PostgresStore(url)
+        try:
+            store.migrate()
+            saved = list(zip(store.save_articles(rows), rows, strict=True))
+            query = ArchiveQuery(match=parse("battery OR drone"), sort="relevance", limit=3)
+            first = store.search(query)
+            late_ids = set(store.save_articles(late))  # newer than all, many matching
+            after = (first[-1].position, first[-1].id)
+            rest = walk(store, replace(query, after=after, horizon=first[-1].horizon))
+        finally:
+            store.close()
+    served = [row.id for row in first] + rest
+    want = ranked_within(saved, "battery OR drone", (40,), 5)
+    assert len(served) == len(set(served))
+    assert want <= set(served) and set(served) - want <= late_ids

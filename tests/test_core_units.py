@@ -75,6 +75,8 @@ def test_cursor_round_trip_and_tampering():
         CursorCodec(b"other secret").decode(cursor, "query-a")
     with pytest.raises(InvalidCursor):
         codec.decode(cursor[:-1], "query-a")
+    ranked = Position(3.25, 42, (1_795_507_200_000_000, 40))  # score, id; the horizon
+    assert codec.decode(codec.encode("query-a", ranked), "query-a") == ranked
 
 
 def test_single_flight_runs_one_call_for_concurrent_callers():

@@ -35,6 +35,7 @@ from newsagg.store.archive import (
     ArchiveQuery,
     column_values,
     next_window,
+    ranked_search,
     search_sql,
     upsert_set,
 )
@@ -256,8 +257,10 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
             # match and sorted them (10x slower). Planning each time costs ~1 ms.
             return self._read(sql, params, prepare=False)
 
+        if query.match is not None and query.sort == "relevance":
+            return ranked_search(query, "postgres", read)
         collect = False
-        if query.match is not None and query.sort == "published":
+        if query.match is not None:
             # Newest first, as on SQLite: a frequent word fills its page from the newest
             # few thousand articles that pass the other filters; when they do not, a window
             # sized from what they held, then (the matches are few) collect them from the

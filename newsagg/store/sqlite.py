@@ -19,10 +19,10 @@ from newsagg.archive.query import to_fts5
 from newsagg.store.archive import (
     COLUMNS,
     COUNT_CAP,
-    RANKED_WINDOW,
     ArchivedRow,
     ArchiveQuery,
     column_values,
+    ranked_search,
     search_sql,
     upsert_set,
     windows_for,
@@ -184,7 +184,9 @@ class SqliteStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
 
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         db = self._connection()
-        if query.match is not None and query.sort == "published":
+        if query.match is not None and query.sort == "relevance":
+            return ranked_search(query, "sqlite", lambda sql, ps: db.execute(sql, ps).fetchall())
+        if query.match is not None:
             # Newest first, a frequent word fills its page from the newest few articles,
             # and a rare one is cheaper to collect: how many match decides (windows_for).
             (matches,) = db.execute(
@@ -200,11 +202,6 @@ class SqliteStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
                 rows = db.execute(sql, params).fetchall()
                 if len(rows) == query.limit:
                     return [ArchivedRow(*row) for row in rows]
-        elif query.match is not None:  # by relevance: the best-scored matches first
-            sql, params = search_sql(query, "sqlite", max(RANKED_WINDOW, query.limit))
-            rows = db.execute(sql, params).fetchall()
-            if len(rows) == query.limit:
-                return [ArchivedRow(*row) for row in rows]
         sql, params = search_sql(query, "sqlite")
         return [ArchivedRow(*row) for row in db.execute(sql, params)]
 
