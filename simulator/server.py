@@ -23,6 +23,7 @@ import html
 import json
 import random
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -315,7 +316,7 @@ class Simulator:
         self._clock = clock
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._ticker_seconds = _check_ticker(ticker_seconds)
         self._ticker: threading.Thread | None = None
@@ -331,8 +332,7 @@ class Simulator:
             sim = simulator
 
         self._stopping.clear()
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="upstream-simulator", daemon=True
         )
@@ -654,6 +654,16 @@ def _numeric_filter(hit: dict[str, Any], bound: str) -> bool:
                 "=": actual == limit,
             }[op]
     return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stopped waiting (its upstream timeout ran out) is what a real
+        # upstream sees every day; anything else is the simulator's bug: print it.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
