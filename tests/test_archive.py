@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import fresh_database
 
-from newsagg.archive.query import QuerySyntaxError, matches, parse
+from newsagg.archive.query import QuerySyntaxError, matches, parse, tokens
 from newsagg.store import Store
 from newsagg.store.archive import (
     COUNT_CAP,
@@ -163,6 +163,21 @@ def test_a_query_finds_exactly_what_the_language_means(archive, q):
     assert [row.id for row in rows] == want
     if q != "nosuchword":
         assert want, "the corpus should hold matches for every other query"
+
+
+def test_a_phrase_never_runs_from_the_title_into_the_description(archive):
+    """PostgreSQL keeps both fields in one tsvector, the description's positions right
+    after the title's; a phrase must still stay within one field, as in FTS5."""
+    store, saved = archive
+    spanning = set()
+    for _id, (_url, _rank, data) in saved[:40]:
+        title, body = tokens(data["title"]), tokens(data["description"] or "")
+        if title and body:
+            spanning.add(f'"{title[-1]} {body[0]}"')
+    assert spanning
+    for q in sorted(spanning):
+        rows = store.search(ArchiveQuery(match=parse(q), limit=1000))
+        assert [row.id for row in rows] == expected(saved, q), q
 
 
 @pytest.mark.parametrize("q", ["battery OR drone", "title:batt* -drone", "covid-19"])

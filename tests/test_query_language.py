@@ -374,9 +374,13 @@ def test_hostile_text_is_refused_or_quoted(fts: sqlite3.Connection, hostile: str
         ("title:climate", "'climate':A"),
         ("clim*", "'clim':*"),
         ("title:clim*", "'clim':*A"),
-        ('"climate summit"', "('climate' <-> 'summit')"),
+        ('"climate summit"', "(('climate':A <-> 'summit':A) | ('climate':B <-> 'summit':B))"),
         ('title:"climate summit"', "('climate':A <-> 'summit':A)"),
-        ("covid-19 OR AT&T", "('covid' <-> '19') | ('at' <-> 't')"),
+        (
+            "covid-19 OR AT&T",
+            "(('covid':A <-> '19':A) | ('covid':B <-> '19':B))"
+            " | (('at':A <-> 't':A) | ('at':B <-> 't':B))",
+        ),
         ("(a OR b) c -d -(e OR f)", "('a' | 'b') & 'c' & !'d' & !('e' | 'f')"),
         ("a b OR c", "('a' & 'b') | 'c'"),
     ],

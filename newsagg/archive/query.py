@@ -475,9 +475,16 @@ def _ts_term(term: Term) -> str:
     weight = "A" if term.field == "title" else ""
     if term.kind == "prefix":
         return f"{_ts_lexeme(term.parts[0])}:*{weight}"
-    suffix = f":{weight}" if weight else ""
-    lexemes = [_ts_lexeme(part) + suffix for part in term.parts]
-    return lexemes[0] if term.kind == "word" else "(" + " <-> ".join(lexemes) + ")"
+    if term.kind == "word":
+        return _ts_lexeme(term.parts[0]) + (f":{weight}" if weight else "")
+    # The description's positions follow the title's in one tsvector, so a phrase is held
+    # to one field: unrestricted, "beta gamma" would match the title "alpha beta" followed
+    # by the description "gamma delta" (FTS5 keeps its columns apart).
+    phrases = [
+        "(" + " <-> ".join(f"{_ts_lexeme(part)}:{field}" for part in term.parts) + ")"
+        for field in ((weight,) if weight else ("A", "B"))
+    ]
+    return phrases[0] if len(phrases) == 1 else "(" + " | ".join(phrases) + ")"
 
 
 def _ts_lexeme(token: str) -> str:
