@@ -259,7 +259,7 @@ class Postgres(Backend):
         from newsagg.store.archive import COLUMNS, column_values
 
         if not self.dropped_index:
-            self._run("DROP INDEX articles_search")
+            self._run("DROP INDEX articles_search", "DROP INDEX articles_pairs")
             self.dropped_index = True
         columns = ["url", "rank", "data", *COLUMNS, "published_us"]
         rows = [
@@ -302,16 +302,17 @@ class Postgres(Backend):
             statements += [
                 "SET maintenance_work_mem = '512MB'",
                 "CREATE INDEX articles_search ON articles USING GIN (search)",
+                "CREATE INDEX articles_pairs ON articles USING GIN (newsagg_pairs(search))",
             ]
             self.dropped_index = False
         self._run(*statements, "VACUUM ANALYZE articles")
 
     def explain(self, query: ArchiveQuery) -> str:
-        from newsagg.store.archive import PG_WINDOWS
+        from newsagg.store.archive import PG_FIRST_WINDOW
 
         plans = []
         if query.match is not None and query.sort == "published":  # the store's tries
-            window = PG_WINDOWS[-1]
+            window = PG_FIRST_WINDOW
             plans.append((f"window {window}:", search_sql(query, "postgres", window)))
             plans.append(("every match:", search_sql(query, "postgres", collect=True)))
         else:

@@ -303,6 +303,30 @@ def test_window_first_tries_give_the_pages_every_match_gives(
         assert walk(store, query) == expected(saved, q, **filters), q
 
 
+def test_word_pairs_made_by_migration_9_serve_phrases_of_older_articles(pg_admin_url):
+    """A PostgreSQL archive of migrations 1-8 with articles: migration 9 derives every
+    article's word pairs, so phrase queries (which now also require them) find what they
+    found before."""
+    rows = corpus(60)
+    with fresh_database(pg_admin_url) as url:
+        old = PostgresStore(url, MIGRATIONS[:8])
+        try:
+            old.migrate()
+            saved = list(zip(old.save_articles(rows), rows, strict=True))
+        finally:
+            old.close()
+        store = PostgresStore(url)
+        try:
+            assert [m.version for m in store.migrate()] == [9]
+            phrases = ['"battery drone"', 'title:"climate summit"', "covid-19", '"x86 64"']
+            for q in phrases:
+                found = [row.id for row in store.search(ArchiveQuery(match=parse(q), limit=1000))]
+                assert found == expected(saved, q), q
+            assert sum(bool(expected(saved, q)) for q in phrases) >= 2  # not all empty
+        finally:
+            store.close()
+
+
 def test_prefix_index_made_by_migration_6_serves_prefix_queries(tmp_path: Path):
     """An archive of migrations 1-5 with articles: migration 6 rebuilds the FTS5 index with
     a prefix index (3-5 characters) and its triggers; prefix queries find what they found

@@ -29,6 +29,7 @@ from newsagg.archive.query import (
     to_guardian,
     to_hackernews,
     to_newsapi,
+    to_pairs,
     to_tsquery,
     tokens,
 )
@@ -387,6 +388,21 @@ def test_hostile_text_is_refused_or_quoted(fts: sqlite3.Connection, hostile: str
 )
 def test_tsquery_renderings(query: str, tsquery: str):
     assert to_tsquery(parse(query)) == tsquery
+
+
+@pytest.mark.parametrize(
+    ("query", "pairs"),
+    [
+        ("climate summit", None),  # no phrase: nothing to narrow by
+        ('"climate summit"', "('A:climate summit' | 'B:climate summit')"),
+        ('title:"new climate summit"', "('A:new climate') & ('A:climate summit')"),
+        ('paris "climate summit" -"cold war"', "(('A:climate summit' | 'B:climate summit'))"),
+        ('"a b" OR c', None),  # c alone matches without any pair
+        ('"a b" OR "c d"', "(('A:a b' | 'B:a b')) | (('A:c d' | 'B:c d'))"),
+    ],
+)
+def test_pairs_are_what_every_match_must_hold(query: str, pairs: str | None):
+    assert to_pairs(parse(query)) == pairs
 
 
 def test_tsquery_escapes_quotes_and_backslashes():

@@ -227,6 +227,30 @@ MIGRATIONS: tuple[Migration, ...] = (
         "articles by source",
         ("CREATE INDEX articles_source_published ON articles (source, published_us, id)",),
     ),
+    # PostgreSQL: an index of the adjacent word pairs of each field, derived from `search`
+    # (its word positions and A/B labels) by the database itself, so every way of writing
+    # `search` keeps it in step and existing articles are indexed when it is made. A
+    # phrase query also requires its pairs there (newsagg.archive.query.to_pairs): exact
+    # GIN lookups instead of rechecking every article that holds all of its words. An
+    # expression index, not a column: the pairs are only ever looked up. PL/pgSQL keeps
+    # the statement's plan for the session (an SQL function was planned on every insert).
+    Migration(
+        9,
+        "archive word pairs for phrases",
+        (),
+        postgres=(
+            "CREATE FUNCTION newsagg_pairs(v tsvector) RETURNS tsvector"
+            " LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$ BEGIN RETURN ("
+            " SELECT array_to_tsvector(coalesce(array_agg(DISTINCT"
+            " x.weight || ':' || x.lexeme || ' ' || y.lexeme), '{{}}'))"
+            " FROM (SELECT u.lexeme, p.pos, u.weights[p.n] AS weight FROM unnest(v) AS u,"
+            " unnest(u.positions) WITH ORDINALITY AS p(pos, n)) AS x"
+            " JOIN (SELECT u.lexeme, p.pos, u.weights[p.n] AS weight FROM unnest(v) AS u,"
+            " unnest(u.positions) WITH ORDINALITY AS p(pos, n)) AS y"
+            " ON y.pos = x.pos + 1 AND y.weight = x.weight); END $$",
+            "CREATE INDEX articles_pairs ON articles USING GIN (newsagg_pairs(search))",
+        ),
+    ),
 )
 
 VERSION_TABLE = (
