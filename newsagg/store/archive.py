@@ -146,6 +146,34 @@ def _filters(query: ArchiveQuery, dialect: Dialect) -> tuple[list[str], list[obj
 Read = Callable[[str, list[object]], list[tuple[Any, ...]]]
 
 
+def _matching(
+    match: Node, dialect: Dialect, walk: bool = False
+) -> tuple[str, list[str], list[object]]:
+    """The full-text match: its join, its conditions and their parameters (the join's
+    first), to go before the other filters. `walk` (PostgreSQL): `@@` is checked on each
+    article the rest of the statement reads, never turned into a GIN bitmap."""
+    if dialect == "sqlite":
+        return (
+            " JOIN articles_fts ON articles_fts.rowid = a.id",
+            ["articles_fts MATCH ?"],
+            [to_fts5(match)],
+        )
+    joins = " CROSS JOIN to_tsquery('simple', %s) AS tsq"
+    pairs = to_pairs(match)
+    if pairs is None:
+        return joins, [CHECKED if walk else "a.search @@ tsq"], [to_tsquery(match)]
+    return joins, [CHECKED, PAIRS], [to_tsquery(match), pairs]
+
+
+def _nth_newest(where: list[str], window: int, columns: str) -> str:
+    """`columns` of the `window`-th newest article passing `where` (an index-only scan of a
+    date index); no row when fewer do."""
+    return (
+        f"SELECT {columns} FROM articles a WHERE {' AND '.join(where)}"
+        f" ORDER BY a.published_us DESC, a.id DESC LIMIT 1 OFFSET {int(window) - 1}"
+    )
+
+
 def ranked_search(query: ArchiveQuery, dialect: Dialect, read: Read) -> list[ArchivedRow]:
     """sort=relevance on either engine (`read` runs a statement): the page, ranked within
     the query's horizon, or on a first page within the first window that holds enough
@@ -179,11 +207,7 @@ def _floor_sql(query: ArchiveQuery, dialect: Dialect, window: int) -> tuple[str,
     """(published_us, id) of the `window`-th newest article passing the other filters (an
     index-only scan); no row when fewer do."""
     where, params = _filters(query, dialect)
-    sql = (
-        f"SELECT a.published_us, a.id FROM articles a WHERE {' AND '.join(where)}"
-        f" ORDER BY a.published_us DESC, a.id DESC LIMIT 1 OFFSET {int(window) - 1}"
-    )
-    return sql, params
+    return _nth_newest(where, window, "a.published_us, a.id"), params
 
 
 def _ranked(
@@ -241,20 +265,17 @@ def _ranked_sql(
     for a word in 30 % of a million articles, building that index's bitmap took 46 ms and
     walking 5,000 articles 5."""
     assert query.match is not None
-    pairs = to_pairs(query.match)
+    joins, matching, matched = _matching(query.match, dialect, walk)
     keyset, after = "", list(query.after or ())
     if after:
         keyset = " WHERE (ranked.position, ranked.id) < (%s, %s)"
     sql = (
         "SELECT ranked.id, ranked.position, ranked.data, ranked.matches FROM"
         f" (SELECT a.id, {SCORE[dialect]} AS position, a.data, count(*) OVER () AS matches"
-        " FROM articles a CROSS JOIN to_tsquery('simple', %s) AS tsq"
-        f" WHERE {CHECKED if walk or pairs else 'a.search @@ tsq'}"
-        f"{'' if pairs is None else ' AND ' + PAIRS} AND {where}) AS ranked{keyset}"
+        f" FROM articles a{joins} WHERE {' AND '.join(matching)} AND {where}) AS ranked{keyset}"
         " ORDER BY ranked.position DESC, ranked.id DESC LIMIT %s"
     )
-    narrowing = [] if pairs is None else [pairs]
-    return sql, [to_tsquery(query.match), *narrowing, *params, *after, query.limit]
+    return sql, [*matched, *params, *after, query.limit]
 
 
 def search_sql(
@@ -274,28 +295,15 @@ def search_sql(
     index newest first re-checking each article (a phrase: GIN cannot check positions, so
     the planner's guess is far off and it discards 100,000s of articles); the same rows."""
     mark = MARK[dialect]
-    joins = ""
+    joins, matching, matched = "", [], []
+    if query.match is not None:
+        joins, matching, matched = _matching(query.match, dialect)
     where, params = _filters(query, dialect)
-    if query.match is not None:  # second in `where`, its parameter first: nothing before
-        if dialect == "sqlite":
-            joins = " JOIN articles_fts ON articles_fts.rowid = a.id"
-            where.insert(1, f"articles_fts MATCH {mark}")
-            params.insert(0, to_fts5(query.match))
-        else:
-            joins = f" CROSS JOIN to_tsquery('simple', {mark}) AS tsq"
-            params.insert(0, to_tsquery(query.match))
-            if (pairs := to_pairs(query.match)) is None:
-                where.insert(1, "a.search @@ tsq")
-            else:
-                where[1:1] = [CHECKED, PAIRS]
-                params.insert(1, pairs)
     if query.sort == "relevance" and query.match is not None and window is not None:
         if dialect != "sqlite":
             raise ValueError("a window is SQLite's")
         # The best `window` matches by score from the full-text index alone, then their
         # articles and the other filters: no article is read for the other matches.
-        match = params.pop(0)
-        where.remove(f"articles_fts MATCH {mark}")
         keyset = ""
         if query.after is not None:
             keyset = " WHERE (s.position, s.id) < (?, ?)"
@@ -309,66 +317,57 @@ def search_sql(
             f" JOIN articles a ON a.id = top.id WHERE {' AND '.join(where)}"
             " ORDER BY top.position DESC, top.id DESC LIMIT ?"
         )
-        return sql, [match, *(query.after or ()), *params, query.limit]
+        return sql, [*matched, *(query.after or ()), *params, query.limit]
     if query.sort == "relevance" and query.match is not None:
         inner = (
             f"SELECT a.id, {SCORE[dialect]} AS position, a.data FROM articles a{joins}"
-            f" WHERE {' AND '.join(where)}"
+            f" WHERE {' AND '.join(matching + where)}"
         )
         keyset = ""
         if query.after is not None:
             keyset = f" WHERE (ranked.position, ranked.id) < ({mark}, {mark})"
-            params.extend(query.after)
         sql = (
             f"SELECT ranked.id, ranked.position, ranked.data FROM ({inner}) AS ranked{keyset}"
             f" ORDER BY ranked.position DESC, ranked.id DESC LIMIT {mark}"
         )
-    else:
-        if query.after is not None:
-            where.append(f"(a.published_us, a.id) < ({mark}, {mark})")
-            params.extend((int(query.after[0]), query.after[1]))
-        if window is not None and dialect == "postgres" and query.match is not None:
-            # Only articles at least as new as the `window`-th newest that passes the other
-            # filters (found by an index-only scan of the (category,) published_us index);
-            # every article of that date or newer is a prefix of the order, so the page it
-            # fills is exact. The planner may walk the date index or intersect the GIN
-            # index with the date range: either way at most `window` articles are read.
-            others = [c for c in where if c not in ("a.search @@ tsq", CHECKED, PAIRS)]
-            bound = (
-                f"SELECT a.published_us FROM articles a WHERE {' AND '.join(others)}"
-                f" ORDER BY a.published_us DESC, a.id DESC OFFSET {int(window) - 1} LIMIT 1"
-            )
-            bound_params = params[1 + (PAIRS in where) :]
-            sql = (
-                f"SELECT a.id, a.published_us, a.data FROM articles a{joins}"
-                f" WHERE {' AND '.join(where)} AND a.published_us >= ({bound})"
-                f" ORDER BY a.published_us DESC, a.id DESC LIMIT {mark}"
-            )
-            return sql, [*params, *bound_params, query.limit]
-        if window is not None and dialect == "sqlite" and query.match is not None:
-            # The MATCH moves from the join into the IN list; the other filters pick the
-            # window from the (category,) published_us index, newest first.
-            match = params.pop(0)
-            where.remove(f"articles_fts MATCH {mark}")
-            sql = (
-                f"WITH c AS (SELECT a.id, a.published_us FROM articles a"
-                f" WHERE {' AND '.join(where)}"
-                f" ORDER BY a.published_us DESC, a.id DESC LIMIT {int(window)})"
-                " SELECT a.id, a.published_us, a.data FROM c JOIN articles a ON a.id = c.id"
-                " WHERE c.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?"
-                " AND rowid BETWEEN (SELECT min(id) FROM c) AND (SELECT max(id) FROM c))"
-                " ORDER BY c.published_us DESC, c.id DESC LIMIT ?"
-            )
-            return sql, [*params, match, query.limit]
-        # `+ 0`: an order no index provides, so the planner collects the matches first.
-        order = "a.published_us + 0" if collect and dialect == "postgres" else "a.published_us"
+        return sql, [*matched, *params, *(query.after or ()), query.limit]
+    if query.after is not None:
+        where.append(f"(a.published_us, a.id) < ({mark}, {mark})")
+        params.extend((int(query.after[0]), query.after[1]))
+    if window is not None and dialect == "postgres" and query.match is not None:
+        # Only articles at least as new as the `window`-th newest that passes the other
+        # filters (found by an index-only scan of the (category,) published_us index);
+        # every article of that date or newer is a prefix of the order, so the page it
+        # fills is exact. The planner may walk the date index or intersect the GIN
+        # index with the date range: either way at most `window` articles are read.
+        bound = _nth_newest(where, window, "a.published_us")
         sql = (
             f"SELECT a.id, a.published_us, a.data FROM articles a{joins}"
-            f" WHERE {' AND '.join(where)}"
-            f" ORDER BY {order} DESC, a.id DESC LIMIT {mark}"
+            f" WHERE {' AND '.join(matching + where)} AND a.published_us >= ({bound})"
+            f" ORDER BY a.published_us DESC, a.id DESC LIMIT {mark}"
         )
-    params.append(query.limit)
-    return sql, params
+        return sql, [*matched, *params, *params, query.limit]
+    if window is not None and dialect == "sqlite" and query.match is not None:
+        # The MATCH moves from the join into the IN list; the other filters pick the
+        # window from the (category,) published_us index, newest first.
+        sql = (
+            f"WITH c AS (SELECT a.id, a.published_us FROM articles a"
+            f" WHERE {' AND '.join(where)}"
+            f" ORDER BY a.published_us DESC, a.id DESC LIMIT {int(window)})"
+            " SELECT a.id, a.published_us, a.data FROM c JOIN articles a ON a.id = c.id"
+            " WHERE c.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?"
+            " AND rowid BETWEEN (SELECT min(id) FROM c) AND (SELECT max(id) FROM c))"
+            " ORDER BY c.published_us DESC, c.id DESC LIMIT ?"
+        )
+        return sql, [*params, *matched, query.limit]
+    # `+ 0`: an order no index provides, so the planner collects the matches first.
+    order = "a.published_us + 0" if collect and dialect == "postgres" else "a.published_us"
+    sql = (
+        f"SELECT a.id, a.published_us, a.data FROM articles a{joins}"
+        f" WHERE {' AND '.join(matching + where)}"
+        f" ORDER BY {order} DESC, a.id DESC LIMIT {mark}"
+    )
+    return sql, [*matched, *params, query.limit]
 
 
 # What an article saves besides its url, rank and JSON, in this order (the text columns

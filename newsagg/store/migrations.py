@@ -241,13 +241,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=(
             "CREATE FUNCTION newsagg_pairs(v tsvector) RETURNS tsvector"
             " LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$ BEGIN RETURN ("
+            " WITH w AS (SELECT u.lexeme, p.pos, u.weights[p.n] AS weight FROM unnest(v) AS u,"
+            " unnest(u.positions) WITH ORDINALITY AS p(pos, n))"
             " SELECT array_to_tsvector(coalesce(array_agg(DISTINCT"
             " x.weight || ':' || x.lexeme || ' ' || y.lexeme), '{{}}'))"
-            " FROM (SELECT u.lexeme, p.pos, u.weights[p.n] AS weight FROM unnest(v) AS u,"
-            " unnest(u.positions) WITH ORDINALITY AS p(pos, n)) AS x"
-            " JOIN (SELECT u.lexeme, p.pos, u.weights[p.n] AS weight FROM unnest(v) AS u,"
-            " unnest(u.positions) WITH ORDINALITY AS p(pos, n)) AS y"
-            " ON y.pos = x.pos + 1 AND y.weight = x.weight); END $$",
+            " FROM w AS x JOIN w AS y ON y.pos = x.pos + 1 AND y.weight = x.weight); END $$",
             "CREATE INDEX articles_pairs ON articles USING GIN (newsagg_pairs(search))",
         ),
     ),

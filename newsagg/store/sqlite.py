@@ -189,14 +189,13 @@ class SqliteStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
         if query.match is not None:
             # Newest first, a frequent word fills its page from the newest few articles,
             # and a rare one is cheaper to collect: how many match decides (windows_for).
-            (matches,) = db.execute(
-                "SELECT count(*) FROM (SELECT rowid FROM articles_fts"
-                " WHERE articles_fts MATCH ? LIMIT ?)",
+            matches, articles = db.execute(
+                "SELECT (SELECT count(*) FROM (SELECT rowid FROM articles_fts"
+                " WHERE articles_fts MATCH ? LIMIT ?)), (SELECT max(id) FROM articles)",
                 (to_fts5(query.match), COUNT_CAP),
             ).fetchone()
             if not matches:
                 return []
-            (articles,) = db.execute("SELECT max(id) FROM articles").fetchone()
             for window in windows_for(matches, articles, query.limit):
                 sql, params = search_sql(query, "sqlite", window)
                 rows = db.execute(sql, params).fetchall()
