@@ -188,6 +188,13 @@ def client(service: Service):
         yield test_client
 
 
+def problem_detail(response: Any, status: int) -> str:
+    """The `detail` of a problem+json answer, asserting that it is one, with `status`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    return response.json()["detail"]
+
+
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

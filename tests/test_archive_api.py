@@ -5,6 +5,7 @@ again while every upstream fails and after a restart."""
 from __future__ import annotations
 
 import pytest
+from conftest import problem_detail
 
 from edge.app import create_app
 from providers.base import PROVIDER_NAMES
@@ -51,9 +52,7 @@ def test_relevance_ranks_the_same_articles_and_needs_q(client, user_headers):
     by_relevance = _search(client, user_headers, "battery OR drone", sort="relevance")
     assert _ids(by_relevance) == _ids(by_date)
     refused = client.get("/articles", params={"sort": "relevance"}, headers=user_headers)
-    assert refused.status_code == 400
-    assert refused.headers["content-type"].startswith("application/problem+json")
-    assert "relevance needs q" in refused.json()["detail"]
+    assert "relevance needs q" in problem_detail(refused, 400)
 
 
 @pytest.mark.parametrize(
@@ -69,9 +68,7 @@ def test_relevance_ranks_the_same_articles_and_needs_q(client, user_headers):
 )
 def test_a_malformed_query_is_a_400_saying_what_and_where(client, user_headers, q, detail):
     answer = client.get("/articles", params={"q": q}, headers=user_headers)
-    assert answer.status_code == 400
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    assert answer.json()["detail"].startswith(detail)
+    assert problem_detail(answer, 400).startswith(detail)
 
 
 def test_a_story_is_found_while_every_upstream_fails_and_after_a_restart(

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import feedparser
 import pytest
+from conftest import problem_detail
 from standardwebhooks.webhooks import Webhook
 
 from edge.app import create_app
@@ -74,8 +75,7 @@ def test_create_read_change_delete(client, user_headers):
     assert listed["count"] == 1 and listed["searches"][0]["id"] == made["id"]
     assert client.delete(location, headers=user_headers).status_code == 204
     gone = client.get(location, headers=user_headers)
-    assert gone.status_code == 404
-    assert gone.headers["content-type"].startswith("application/problem+json")
+    problem_detail(gone, 404)
 
 
 def test_another_key_sees_nothing_and_an_admin_sees_all(
@@ -109,9 +109,7 @@ def test_the_tier_cap_is_a_409(client, make_service, bearer):
         create(capped, key)
         create(capped, key)
         refused = capped.post("/searches", json={"name": "third"}, headers=key)
-    assert refused.status_code == 409
-    assert refused.headers["content-type"].startswith("application/problem+json")
-    assert "2 saved searches" in refused.json()["detail"]
+    assert "2 saved searches" in problem_detail(refused, 409)
 
 
 @pytest.mark.parametrize(
@@ -128,9 +126,7 @@ def test_the_tier_cap_is_a_409(client, make_service, bearer):
 )
 def test_bad_input_is_a_400_saying_what(client, user_headers, body, detail):
     answer = client.post("/searches", json={"name": "x", **body}, headers=user_headers)
-    assert answer.status_code == 400, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    assert detail in answer.json()["detail"]
+    assert detail in problem_detail(answer, 400)
     assert client.get("/searches", headers=user_headers).json()["count"] == 0  # nothing kept
 
 
