@@ -43,7 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsagg.archive.query import index_text, parse, tokens  # noqa: E402
+from newsagg.query.syntax import parse  # noqa: E402
+from newsagg.query.tokens import index_text, tokens  # noqa: E402
 from newsagg.store.archive import ArchiveQuery, search_sql  # noqa: E402
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -42,13 +42,13 @@ from typing import Any, Literal
 
 from cachetools import LRUCache
 
-from newsagg.archive.query import Node, to_guardian, to_hackernews, to_newsapi
 from newsagg.budget import SPENT, Budgets, BudgetStanding, Caller
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec, InvalidCursor, Position
 from newsagg.errors import InvalidInput, Unavailable
 from newsagg.metrics import Metrics
 from newsagg.provider_health import BreakerView, Health, ProviderHealth
+from newsagg.query.upstream import upstream_queries
 from newsagg.request import FeedRequest
 from newsagg.shared import RedisDown, SharedResults
 from newsagg.singleflight import SingleFlight
@@ -227,23 +227,6 @@ async def _wait(futures: Iterable[Future[Any]], timeout: float) -> None:
     for waiter in waiters:
         waiter.add_done_callback(_consume_outcome)
     await asyncio.wait(waiters, timeout=timeout)
-
-
-# Each upstream's rendering of a parsed q: the texts to ask it (None: no text at all).
-UPSTREAM_QUERIES: dict[ProviderName, Callable[[Node], list[str | None]]] = {
-    "newsapi": lambda node: [to_newsapi(node)],
-    "guardian": lambda node: [to_guardian(node)],
-    "hackernews": to_hackernews,
-}
-
-
-def upstream_queries(name: ProviderName, request_query: Query, match: Node | None) -> list[Query]:
-    """The queries to send `name` for a request: its q in that upstream's own syntax, as
-    broad as needed for the archive to find every match (what an upstream cannot express
-    is asked in parts or left to the archive)."""
-    if match is None:
-        return [request_query]
-    return [replace(request_query, q=text) for text in UPSTREAM_QUERIES[name](match)]
 
 
 class Feed:

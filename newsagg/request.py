@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from newsagg.archive.query import Node, describe, parse
 from newsagg.cursor import Position
 from newsagg.errors import InvalidInput
+from newsagg.query.syntax import Node, describe, parse
 from newsagg.store.archive import ArchiveQuery, Sort
 from providers.base import PROVIDER_NAMES, Category, ProviderName, Query
 from providers.text import parse_timestamp

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import fresh_database
 
-from newsagg.archive.query import QuerySyntaxError, matches, parse, tokens
+from newsagg.query.matching import matches
+from newsagg.query.syntax import QuerySyntaxError, parse
+from newsagg.query.tokens import tokens
 from newsagg.store import Store
 from newsagg.store.archive import (
     COUNT_CAP,

@@ -14,26 +14,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from newsagg.archive.query import (
-    And,
-    Node,
-    Not,
-    Or,
-    QuerySyntaxError,
-    Term,
-    describe,
-    index_text,
-    matches,
-    parse,
-    to_fts5,
-    to_guardian,
-    to_hackernews,
-    to_newsapi,
-    to_pairs,
-    to_tsquery,
-    tokens,
-)
 from newsagg.errors import InvalidInput
+from newsagg.query.matching import matches
+from newsagg.query.syntax import And, Node, Not, Or, QuerySyntaxError, Term, describe, parse
+from newsagg.query.tokens import index_text, tokens
+from newsagg.query.upstream import to_guardian, to_hackernews, to_newsapi
+from newsagg.store.fulltext import to_fts5, to_pairs, to_tsquery
 
 pytestmark = pytest.mark.timeout(30)
 

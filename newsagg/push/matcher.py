@@ -3,7 +3,7 @@
 Article ids are the archive's arrival order (both stores commit them in order), so the
 matcher keeps one watermark, the newest id it has looked at, and reads what is above it.
 Each article is tokenised once and tested against every active search in Python with the
-query language's reference semantics (`newsagg.archive.query.matches_fields`), which the
+query language's reference semantics (`newsagg.query.matching.matches_fields`), which the
 archive's engines are tested to agree with: a match is exactly what
 GET /searches/{id}/articles would show. A search takes only articles newer than itself.
 Matches, their webhook deliveries and the new watermark are stored in one transaction.
@@ -17,10 +17,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from newsagg.archive.query import Node, fields_of, matches_fields, parse
 from newsagg.feed import archived_json
 from newsagg.metrics import Metrics
 from newsagg.push.searches import event_body, new_message_id
+from newsagg.query.matching import fields_of, matches_fields
+from newsagg.query.syntax import Node, parse
 from newsagg.store import Store
 from newsagg.store.push import DeliveryDraft, NewArticle, SearchRecord
 

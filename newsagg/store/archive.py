@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from newsagg.archive.query import Node, to_fts5, to_pairs, to_tsquery
+from newsagg.query.syntax import Node
+from newsagg.store.fulltext import to_fts5, to_pairs, to_tsquery
 from newsagg.store.migrations import TEXT_FIELDS
 
 Sort = Literal["published", "relevance"]
@@ -114,7 +115,7 @@ def next_window(limit: int, window: int, found: int) -> int | None:
 MARK = {"sqlite": "?", "postgres": "%s"}
 # PostgreSQL: a query holding a phrase also requires its adjacent word pairs, looked up
 # exactly in their own GIN index (migration 9), before `@@` rechecks each candidate's word
-# positions (see newsagg.archive.query.to_pairs).
+# positions (see newsagg.store.fulltext.to_pairs).
 PAIRS = "newsagg_pairs(a.search) @@ %s::tsquery"
 # With PAIRS, `@@` on `search` is only a recheck of what the pairs index found: written
 # so that the planner does not also build the search index's bitmap (for two frequent

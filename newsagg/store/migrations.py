@@ -94,7 +94,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX rate_limit_hits_key_at ON rate_limit_hits (key_id, at_us)",
         ),
     ),
-    # The archive (newsagg.archive): an article's fields as columns, filled from the JSON
+    # The archive (newsagg.store.archive): an article's fields as columns, filled from the JSON
     # of the rows already kept, and a full-text index of title and description. `data`
     # stays: it is the article's public JSON, rendered once when it is saved.
     Migration(
@@ -126,7 +126,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             + ", published_us = (extract(epoch FROM (data::json->>'published_at')::timestamptz)"
             " * 1000000)::bigint"
             ", added_us = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-            # Rows saved from now on are indexed by the tokens newsagg.archive.query makes;
+            # Rows saved from now on are indexed by the tokens newsagg.query.tokens makes;
             # these older ones by a close approximation of them.
             "ALTER TABLE articles ADD COLUMN search tsvector",
             "UPDATE articles SET search ="
@@ -230,7 +230,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # PostgreSQL: an index of the adjacent word pairs of each field, derived from `search`
     # (its word positions and A/B labels) by the database itself, so every way of writing
     # `search` keeps it in step and existing articles are indexed when it is made. A
-    # phrase query also requires its pairs there (newsagg.archive.query.to_pairs): exact
+    # phrase query also requires its pairs there (newsagg.store.fulltext.to_pairs): exact
     # GIN lookups instead of rechecking every article that holds all of its words. An
     # expression index, not a column: the pairs are only ever looked up. PL/pgSQL keeps
     # the statement's plan for the session (an SQL function was planned on every insert).

@@ -25,8 +25,8 @@ import psycopg
 from psycopg import conninfo, errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from newsagg.archive.query import index_text
 from newsagg.errors import Unavailable
+from newsagg.query.tokens import index_text
 from newsagg.settings import SettingsError
 from newsagg.store.archive import (
     COLUMNS,

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
-from newsagg.archive.query import to_fts5
 from newsagg.store.archive import (
     COLUMNS,
     COUNT_CAP,
@@ -43,6 +42,7 @@ from newsagg.store.base import (
     lease_sql,
     take_budget,
 )
+from newsagg.store.fulltext import to_fts5
 from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
 from newsagg.store.push import PushRecords
 

@@ -1,4 +1,4 @@
-"""The one query language of `q`: parsed once into a tree, rendered for every engine.
+"""The one query language of `q`, parsed once into a tree that every rendering reads.
 
 Grammar (operators are upper case only; lower-case `and`, `or`, `not` are plain words):
 
@@ -18,30 +18,22 @@ one term that is not excluded: `-football` alone or `a OR -b` is refused.
 Bounds: at most 500 characters, 20 terms, and parentheses nested 5 deep. A malformed query
 raises QuerySyntaxError (a 400 whose detail starts with `q: ` and names the character).
 
-One tokenizer serves both sides: articles are indexed with `index_text` and queries are cut
-with `tokens`, so SQLite FTS5, PostgreSQL and the Python reference `matches` all see the same
-tokens. Upstream renderings may only broaden: the archive filters exactly afterwards.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
 from newsagg.errors import InvalidInput
+from newsagg.query.tokens import tokens
 
 MAX_LENGTH = 500
 MAX_TERMS = 20
 MAX_DEPTH = 5
 MIN_PREFIX = 3
-NEWSAPI_MAX_LENGTH = 500
-HACKERNEWS_MAX_QUERIES = 4
 
-# Letters and digits only: underscore and every punctuation mark separate tokens.
-_TOKEN = re.compile(r"[^\W_]+")
 _KEYWORDS = {"AND": "and", "OR": "or", "NOT": "not"}
 _FIELD = "title:"
 
@@ -76,16 +68,6 @@ class Not:
 
 
 Node = Term | And | Or | Not
-
-
-def tokens(text: str) -> list[str]:
-    """Cut text into tokens; indexing and querying share this so every engine agrees."""
-    return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-def index_text(text: str | None) -> str:
-    """The text to store in a full-text column: tokens joined by single spaces."""
-    return " ".join(tokens(text or ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,73 +329,10 @@ class _Parser:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reference semantics
+# Back to text
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One field's tokens in order (for phrases and prefixes) and as a set (for words)."""
-
-    tokens: list[str]
-    words: frozenset[str]
-
-
-Fields = tuple[Field, Field]  # an article's title and description
-
-
-def fields_of(title: str | None, body: str | None) -> Fields:
-    """An article's tokens, to test it against many queries (`matches_fields`)."""
-    return _field(title), _field(body)
-
-
-def _field(text: str | None) -> Field:
-    found = tokens(text or "")
-    return Field(found, frozenset(found))
-
-
-def matches(node: Node, title: str | None, body: str | None) -> bool:
-    """Whether an article matches, evaluated in Python over the shared tokens.
-
-    This is the meaning of the language: every engine's rendering is tested against it, and
-    the archive filters upstream results with it.
-    """
-    return _eval(node, fields_of(title, body))
-
-
-def matches_fields(node: Node, fields: Fields) -> bool:
-    """`matches` for an article tokenised once by `fields_of`."""
-    return _eval(node, fields)
-
-
-def _eval(node: Node, fields: Fields) -> bool:
-    if isinstance(node, Term):
-        searched = fields[:1] if node.field == "title" else fields
-        return any(_term_in(node, field) for field in searched)
-    if isinstance(node, Not):
-        return not _eval(node.child, fields)
-    if isinstance(node, And):
-        return all(_eval(child, fields) for child in node.children)
-    return any(_eval(child, fields) for child in node.children)
-
-
-def _term_in(term: Term, field: Field) -> bool:
-    if term.kind == "prefix":
-        return any(token.startswith(term.parts[0]) for token in field.tokens)
-    # A phrase is consecutive tokens within one field; a word is a phrase of one. The set
-    # answers a word at once, and rules out most phrases before they are looked for.
-    if term.parts[0] not in field.words:
-        return False
-    size, found = len(term.parts), field.tokens
-    return size == 1 or any(
-        tuple(found[i : i + size]) == term.parts for i in range(len(found) - size + 1)
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Renderings
-
-
-def _wrap(node: Node, text: str) -> str:
+def wrap(node: Node, text: str) -> str:
     """Parenthesise a rendered And/Or so it can sit inside any operator of any engine."""
     return f"({text})" if isinstance(node, And | Or) else text
 
@@ -428,185 +347,6 @@ def describe(node: Node) -> str:
         }[node.kind]
         return _FIELD + text if node.field == "title" else text
     if isinstance(node, Not):
-        return "NOT " + _wrap(node.child, describe(node.child))
+        return "NOT " + wrap(node.child, describe(node.child))
     operator = " AND " if isinstance(node, And) else " OR "
-    return operator.join(_wrap(child, describe(child)) for child in node.children)
-
-
-def to_fts5(node: Node) -> str:
-    """The SQLite FTS5 MATCH expression over columns `title` and `body`.
-
-    Every token is double-quoted, so user text never reaches FTS5 as syntax. FTS5's NOT is
-    binary (and left-associative), so `a b -c -d` becomes `("a" AND "b") NOT "c" NOT "d"`.
-    """
-    if isinstance(node, Term):
-        phrase = _fts_string(" ".join(node.parts)) + ("*" if node.kind == "prefix" else "")
-        return f"title : {phrase}" if node.field == "title" else phrase
-    if isinstance(node, Not):
-        raise ValueError("FTS5 cannot exclude without a positive term; parse() never builds this")
-    if isinstance(node, Or):
-        return " OR ".join(_wrap(child, to_fts5(child)) for child in node.children)
-    positive = [child for child in node.children if not isinstance(child, Not)]
-    excluded = [child.child for child in node.children if isinstance(child, Not)]
-    text = " AND ".join(_wrap(child, to_fts5(child)) for child in positive)
-    if excluded:
-        text = f"({text})" + "".join(f" NOT {_wrap(child, to_fts5(child))}" for child in excluded)
-    return text
-
-
-def _fts_string(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
-def to_tsquery(node: Node) -> str:
-    """The input of PostgreSQL `to_tsquery('simple', %s)`.
-
-    It runs against `setweight(to_tsvector('simple', index_text(title)), 'A') ||
-    setweight(to_tsvector('simple', index_text(description)), 'B')`, so `title:` is weight A.
-    """
-    if isinstance(node, Term):
-        return _ts_term(node)
-    if isinstance(node, Not):
-        return "!" + _wrap(node.child, to_tsquery(node.child))
-    operator = " & " if isinstance(node, And) else " | "
-    return operator.join(_wrap(child, to_tsquery(child)) for child in node.children)
-
-
-def _ts_term(term: Term) -> str:
-    weight = "A" if term.field == "title" else ""
-    if term.kind == "prefix":
-        return f"{_ts_lexeme(term.parts[0])}:*{weight}"
-    if term.kind == "word":
-        return _ts_lexeme(term.parts[0]) + (f":{weight}" if weight else "")
-    # The description's positions follow the title's in one tsvector, so a phrase is held
-    # to one field: unrestricted, "beta gamma" would match the title "alpha beta" followed
-    # by the description "gamma delta" (FTS5 keeps its columns apart).
-    phrases = [
-        "(" + " <-> ".join(f"{_ts_lexeme(part)}:{field}" for part in term.parts) + ")"
-        for field in ((weight,) if weight else ("A", "B"))
-    ]
-    return phrases[0] if len(phrases) == 1 else "(" + " | ".join(phrases) + ")"
-
-
-def to_pairs(node: Node) -> str | None:
-    """PostgreSQL: a tsquery over an article's word pairs (adjacent words of one field, as
-    migration 9 indexes them: 'A:climate summit' in the title, 'B:…' in the description)
-    that every article matching `node` satisfies, or None when the query holds no phrase
-    that must be present. It only narrows: `search @@` still decides.
-
-    GIN keeps no positions, so without it a phrase of two frequent words rechecked every
-    article holding both (57,000 of a million for "now now", which 124 hold: 250 ms)."""
-    if isinstance(node, Term):
-        if node.kind != "phrase":
-            return None
-        fields = ("A",) if node.field == "title" else ("A", "B")
-        pairs = [
-            "(" + " | ".join(_ts_lexeme(f"{field}:{a} {b}") for field in fields) + ")"
-            for a, b in itertools.pairwise(node.parts)
-        ]
-        return " & ".join(pairs)
-    if isinstance(node, Not):
-        return None
-    parts = [to_pairs(child) for child in node.children]
-    if isinstance(node, Or):  # implied only if every alternative implies something
-        return None if None in parts else " | ".join(f"({part})" for part in parts)
-    required = [f"({part})" for part in parts if part is not None]
-    return " & ".join(required) or None
-
-
-def _ts_lexeme(token: str) -> str:
-    escaped = token.replace("\\", "\\\\").replace("'", "''")
-    return f"'{escaped}'"
-
-
-# Upstreams cannot express a prefix or a title restriction. Their query may only be broader
-# than the tree (the archive filters exactly afterwards), so such a term is dropped: None
-# below means "no constraint". Broadening an excluded part would narrow the result, so a
-# Not whose part is not exactly expressible is dropped whole.
-
-
-def to_newsapi(node: Node) -> str | None:
-    """NewsAPI `q` (quoted words and phrases, AND/OR/NOT, parentheses), or None to ask
-    without a query when nothing positive survives or the text passes NewsAPI's 500 chars."""
-    text = _boolean(node)
-    return text if text is not None and len(text) <= NEWSAPI_MAX_LENGTH else None
-
-
-def to_guardian(node: Node) -> str | None:
-    """The Guardian's `q` (same shape as NewsAPI's), or None to ask without a query."""
-    return _boolean(node)
-
-
-def _boolean(node: Node) -> str | None:
-    if isinstance(node, Term):
-        return None if node.kind == "prefix" else '"' + " ".join(node.parts) + '"'
-    if isinstance(node, Not):
-        child = _boolean(node.child) if _exact(node.child) else None
-        return None if child is None else "NOT " + _wrap(node.child, child)
-    rendered = [(child, _boolean(child)) for child in node.children]
-    if isinstance(node, Or):
-        if any(text is None for _, text in rendered):
-            return None
-        return " OR ".join(_wrap(child, text) for child, text in rendered if text is not None)
-    # Positive terms first: a query opening with NOT reads as "everything except" upstream.
-    kept = sorted(
-        ((child, text) for child, text in rendered if text is not None),
-        key=lambda pair: isinstance(pair[0], Not),
-    )
-    if not kept or isinstance(kept[0][0], Not):
-        return None
-    return " AND ".join(_wrap(child, text) for child, text in kept)
-
-
-def _exact(node: Node) -> bool:
-    """Whether an upstream can express the node without broadening it."""
-    if isinstance(node, Term):
-        return node.kind != "prefix" and node.field == "any"
-    if isinstance(node, Not):
-        return _exact(node.child)
-    return all(_exact(child) for child in node.children)
-
-
-def to_hackernews(node: Node) -> list[str | None]:
-    """HN Algolia queries (advancedSyntax) whose union covers the tree.
-
-    Algolia has no OR and no parentheses, only required words, `"phrases"` and `-exclusions`,
-    so the tree is expanded into disjunctive normal form: one query per conjunct. More than
-    HACKERNEWS_MAX_QUERIES conjuncts, or one without a positive term, gives `[None]`: a single
-    query without text (the latest stories), the broadest answer.
-    """
-    conjuncts = _minimal([tuple(dict.fromkeys(conjunct)) for conjunct in _dnf(node)])
-    if len(conjuncts) > HACKERNEWS_MAX_QUERIES or any(
-        all(literal.startswith("-") for literal in conjunct) for conjunct in conjuncts
-    ):
-        return [None]
-    return [" ".join(conjunct) for conjunct in conjuncts]
-
-
-def _dnf(node: Node) -> list[tuple[str, ...]]:
-    if isinstance(node, Term):
-        return [()] if node.kind == "prefix" else [(_hn_term(node),)]
-    if isinstance(node, Not):
-        # Algolia excludes single words and phrases only; anything else is dropped (broader).
-        child = node.child
-        plain = isinstance(child, Term) and _exact(child)
-        return [("-" + _hn_term(child),)] if plain else [()]
-    if isinstance(node, Or):
-        return [conjunct for child in node.children for conjunct in _dnf(child)]
-    combined: list[tuple[str, ...]] = [()]
-    for child in node.children:
-        combined = [left + right for left in combined for right in _dnf(child)]
-    return combined
-
-
-def _hn_term(term: Term) -> str:
-    # Tokens are lower-case letters and digits: only phrases need quotes.
-    return term.parts[0] if term.kind == "word" else '"' + " ".join(term.parts) + '"'
-
-
-def _minimal(conjuncts: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Drop duplicates and conjuncts that a smaller one already covers (`a b` under `a`)."""
-    unique = list(dict.fromkeys(conjuncts))
-    return [
-        conjunct for conjunct in unique if not any(set(other) < set(conjunct) for other in unique)
-    ]
+    return operator.join(wrap(child, describe(child)) for child in node.children)

@@ -1,0 +1,124 @@
+"""The query language in each upstream's own syntax: the texts to ask it for a parsed `q`.
+
+Upstream renderings may only broaden: the archive filters exactly afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from newsagg.query.syntax import Node, Not, Or, Term, wrap
+from providers.base import ProviderName, Query
+
+NEWSAPI_MAX_LENGTH = 500
+HACKERNEWS_MAX_QUERIES = 4
+
+# Upstreams cannot express a prefix or a title restriction. Their query may only be broader
+# than the tree (the archive filters exactly afterwards), so such a term is dropped: None
+# below means "no constraint". Broadening an excluded part would narrow the result, so a
+# Not whose part is not exactly expressible is dropped whole.
+
+
+def to_newsapi(node: Node) -> str | None:
+    """NewsAPI `q` (quoted words and phrases, AND/OR/NOT, parentheses), or None to ask
+    without a query when nothing positive survives or the text passes NewsAPI's 500 chars."""
+    text = _boolean(node)
+    return text if text is not None and len(text) <= NEWSAPI_MAX_LENGTH else None
+
+
+def to_guardian(node: Node) -> str | None:
+    """The Guardian's `q` (same shape as NewsAPI's), or None to ask without a query."""
+    return _boolean(node)
+
+
+def _boolean(node: Node) -> str | None:
+    if isinstance(node, Term):
+        return None if node.kind == "prefix" else '"' + " ".join(node.parts) + '"'
+    if isinstance(node, Not):
+        child = _boolean(node.child) if _exact(node.child) else None
+        return None if child is None else "NOT " + wrap(node.child, child)
+    rendered = [(child, _boolean(child)) for child in node.children]
+    if isinstance(node, Or):
+        if any(text is None for _, text in rendered):
+            return None
+        return " OR ".join(wrap(child, text) for child, text in rendered if text is not None)
+    # Positive terms first: a query opening with NOT reads as "everything except" upstream.
+    kept = sorted(
+        ((child, text) for child, text in rendered if text is not None),
+        key=lambda pair: isinstance(pair[0], Not),
+    )
+    if not kept or isinstance(kept[0][0], Not):
+        return None
+    return " AND ".join(wrap(child, text) for child, text in kept)
+
+
+def _exact(node: Node) -> bool:
+    """Whether an upstream can express the node without broadening it."""
+    if isinstance(node, Term):
+        return node.kind != "prefix" and node.field == "any"
+    if isinstance(node, Not):
+        return _exact(node.child)
+    return all(_exact(child) for child in node.children)
+
+
+def to_hackernews(node: Node) -> list[str | None]:
+    """HN Algolia queries (advancedSyntax) whose union covers the tree.
+
+    Algolia has no OR and no parentheses, only required words, `"phrases"` and `-exclusions`,
+    so the tree is expanded into disjunctive normal form: one query per conjunct. More than
+    HACKERNEWS_MAX_QUERIES conjuncts, or one without a positive term, gives `[None]`: a single
+    query without text (the latest stories), the broadest answer.
+    """
+    conjuncts = _minimal([tuple(dict.fromkeys(conjunct)) for conjunct in _dnf(node)])
+    if len(conjuncts) > HACKERNEWS_MAX_QUERIES or any(
+        all(literal.startswith("-") for literal in conjunct) for conjunct in conjuncts
+    ):
+        return [None]
+    return [" ".join(conjunct) for conjunct in conjuncts]
+
+
+def _dnf(node: Node) -> list[tuple[str, ...]]:
+    if isinstance(node, Term):
+        return [()] if node.kind == "prefix" else [(_hn_term(node),)]
+    if isinstance(node, Not):
+        # Algolia excludes single words and phrases only; anything else is dropped (broader).
+        child = node.child
+        plain = isinstance(child, Term) and _exact(child)
+        return [("-" + _hn_term(child),)] if plain else [()]
+    if isinstance(node, Or):
+        return [conjunct for child in node.children for conjunct in _dnf(child)]
+    combined: list[tuple[str, ...]] = [()]
+    for child in node.children:
+        combined = [left + right for left in combined for right in _dnf(child)]
+    return combined
+
+
+def _hn_term(term: Term) -> str:
+    # Tokens are lower-case letters and digits: only phrases need quotes.
+    return term.parts[0] if term.kind == "word" else '"' + " ".join(term.parts) + '"'
+
+
+def _minimal(conjuncts: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Drop duplicates and conjuncts that a smaller one already covers (`a b` under `a`)."""
+    unique = list(dict.fromkeys(conjuncts))
+    return [
+        conjunct for conjunct in unique if not any(set(other) < set(conjunct) for other in unique)
+    ]
+
+
+# Each upstream's rendering of a parsed q: the texts to ask it (None: no text at all).
+UPSTREAM_QUERIES: dict[ProviderName, Callable[[Node], list[str | None]]] = {
+    "newsapi": lambda node: [to_newsapi(node)],
+    "guardian": lambda node: [to_guardian(node)],
+    "hackernews": to_hackernews,
+}
+
+
+def upstream_queries(name: ProviderName, request_query: Query, match: Node | None) -> list[Query]:
+    """The queries to send `name` for a request: its q in that upstream's own syntax, as
+    broad as needed for the archive to find every match (what an upstream cannot express
+    is asked in parts or left to the archive)."""
+    if match is None:
+        return [request_query]
+    return [replace(request_query, q=text) for text in UPSTREAM_QUERIES[name](match)]
