@@ -70,15 +70,24 @@ def to_hackernews(node: Node) -> list[str | None]:
     HACKERNEWS_MAX_QUERIES conjuncts, or one without a positive term, gives `[None]`: a single
     query without text (the latest stories), the broadest answer.
     """
-    conjuncts = _minimal([tuple(dict.fromkeys(conjunct)) for conjunct in _dnf(node)])
-    if len(conjuncts) > HACKERNEWS_MAX_QUERIES or any(
-        all(literal.startswith("-") for literal in conjunct) for conjunct in conjuncts
-    ):
+    try:
+        conjuncts = _dnf(node)
+    except _TooMany:
+        return [None]
+    if any(all(literal.startswith("-") for literal in conjunct) for conjunct in conjuncts):
         return [None]
     return [" ".join(conjunct) for conjunct in conjuncts]
 
 
+class _TooMany(Exception):
+    """The expansion passed HACKERNEWS_MAX_QUERIES conjuncts."""
+
+
 def _dnf(node: Node) -> list[tuple[str, ...]]:
+    """The node's minimal conjuncts, expanded bottom-up and given up on (`_TooMany`) as soon
+    as any part needs more than the limit: a query of 20 terms in OR groups would otherwise
+    expand into thousands of conjuncts first. Giving up on a part whose conjuncts a later
+    AND would have absorbed only asks more broadly, which the archive's filter corrects."""
     if isinstance(node, Term):
         return [()] if node.kind == "prefix" else [(_hn_term(node),)]
     if isinstance(node, Not):
@@ -87,10 +96,13 @@ def _dnf(node: Node) -> list[tuple[str, ...]]:
         plain = isinstance(child, Term) and _exact(child)
         return [("-" + _hn_term(child),)] if plain else [()]
     if isinstance(node, Or):
-        return [conjunct for child in node.children for conjunct in _dnf(child)]
+        return _bounded([conjunct for child in node.children for conjunct in _dnf(child)])
     combined: list[tuple[str, ...]] = [()]
     for child in node.children:
-        combined = [left + right for left in combined for right in _dnf(child)]
+        right_side = _dnf(child)
+        combined = _bounded(
+            [tuple(dict.fromkeys(left + right)) for left in combined for right in right_side]
+        )
     return combined
 
 
@@ -99,12 +111,19 @@ def _hn_term(term: Term) -> str:
     return term.parts[0] if term.kind == "word" else '"' + " ".join(term.parts) + '"'
 
 
-def _minimal(conjuncts: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Drop duplicates and conjuncts that a smaller one already covers (`a b` under `a`)."""
+def _bounded(conjuncts: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The conjuncts without duplicates and without those a smaller one already covers
+    (`a b` under `a`); `_TooMany` past the limit. At most (limit x limit) come in."""
     unique = list(dict.fromkeys(conjuncts))
-    return [
-        conjunct for conjunct in unique if not any(set(other) < set(conjunct) for other in unique)
+    sets = [frozenset(conjunct) for conjunct in unique]
+    minimal = [
+        conjunct
+        for conjunct, own in zip(unique, sets, strict=True)
+        if not any(other < own for other in sets)
     ]
+    if len(minimal) > HACKERNEWS_MAX_QUERIES:
+        raise _TooMany
+    return minimal
 
 
 # Each upstream's rendering of a parsed q: the texts to ask it (None: no text at all).
