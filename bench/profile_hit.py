@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge import demo
 from edge.app import create_app
 from newsagg.service import build_service
 from newsagg.settings import Settings
@@ -74,10 +75,13 @@ async def call(app, state: dict, headers: list[tuple[bytes, bytes]]) -> int:
 
 
 async def main(count: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        service = build_service(
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        demo.upstreams(
             Settings(database=str(Path(tmp) / "db.sqlite3"), demo=True, cache_ttl=3600)
-        )
+        ) as settings,
+    ):
+        service = build_service(settings)
         key = service.keys.create("bench", "unlimited").plaintext
         headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {key}".encode())]
         app = create_app(service=service)

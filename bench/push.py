@@ -143,7 +143,7 @@ def webhooks(searches: int, pages: int) -> None:
                     )
                 )
             now = time.time()
-            for item in service.feed.save(batch):
+            for item in service.feed.archive.save(batch):
                 saved_at[item.id] = now
             time.sleep(BATCH_SECONDS)
         deadline = time.monotonic() + 30
@@ -211,7 +211,7 @@ def streams(count: int, hold: float) -> None:
     }
     log = open(os.path.join(directory, "server.log"), "w")  # noqa: SIM115
     server = subprocess.Popen(
-        [sys.executable, "-m", "newsagg.cli", "serve", "--demo", "--port", str(port)],
+        [sys.executable, "-m", "edge.cli", "serve", "--demo", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -47,7 +47,7 @@ from providers.base import PROVIDER_NAMES
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/articles?category=technology&limit=20"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CLI = (sys.executable, "-m", "newsagg.cli")
+CLI = (sys.executable, "-m", "edge.cli")  # the `newsagg` console script
 
 
 def free_port() -> int:
@@ -235,7 +235,7 @@ def main() -> None:
         **{f"NEWSAGG_{name.upper()}_QUOTA": "1000000/second" for name in PROVIDER_NAMES},
     }
     python = sys.executable
-    serve_newsagg = [python, "-m", "newsagg.cli", "serve", "--demo", "--port", "{port}"]
+    serve_newsagg = [python, "-m", "edge.cli", "serve", "--demo", "--port", "{port}"]
     key = create_key(env)
 
     if args.shared:

@@ -29,6 +29,7 @@ from connexion.utils import get_function_from_name
 from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 
+from edge import demo
 from edge.connexion_ext import (
     NamedParameterValidator,
     admin_only_operations,
@@ -156,8 +157,9 @@ def create_app(
     settings: Settings | None = None, service: Service | None = None
 ) -> connexion.AsyncApp:
     """A ready ASGI app. The lifespan builds the service from `settings` (default: the
-    environment) and closes it at shutdown; a `service` passed in is shared and left open
-    (tests build one and look inside)."""
+    environment; in demo mode over a simulator of its own, see edge.demo) and closes it at
+    shutdown; a `service` passed in is shared and left open (tests build one and look
+    inside)."""
     settings = service.settings if service is not None else settings or Settings.from_env()
 
     @asynccontextmanager
@@ -172,20 +174,22 @@ def create_app(
                 service.pusher.stop()
                 await service.disconnect()
             return
-        built = build_service(settings)
-        harvesting(built)
-        # What exists now (the spec, Connexion's routes and validators, the service) lives
-        # as long as the process: frozen, the collector stops walking it. Requests that
-        # wait on Redis are in flight when young objects are collected, so theirs get
-        # promoted, and every few promotions trigger a full collection: over the whole
-        # heap a 35-45 ms pause, which was the p99 of cache hits with a limited key.
-        gc.collect()
-        gc.freeze()
-        try:
-            yield {SERVICE: built, RENDERINGS: RenderMemo()}
-        finally:
-            await built.disconnect()
-            built.close()  # stops the harvester first
+        # Demo mode's simulator stops after the service is closed (its harvester first).
+        with demo.upstreams(settings) as upstream_settings:
+            built = build_service(upstream_settings)
+            harvesting(built)
+            # What exists now (the spec, Connexion's routes and validators, the service)
+            # lives as long as the process: frozen, the collector stops walking it. Requests
+            # that wait on Redis are in flight when young objects are collected, so theirs
+            # get promoted, and every few promotions trigger a full collection: over the
+            # whole heap a 35-45 ms pause, which was the p99 of cache hits with a limited key.
+            gc.collect()
+            gc.freeze()
+            try:
+                yield {SERVICE: built, RENDERINGS: RenderMemo()}
+            finally:
+                await built.disconnect()
+                built.close()  # stops the harvester first
 
     spec = load_spec()
     app = connexion.AsyncApp(__name__, lifespan=lifespan, pythonic_params=True)

@@ -10,7 +10,7 @@ from connexion.lifecycle import ConnexionResponse
 from edge.replies import RenderMemo, cacheable_reply, json_bytes, weak_etag
 from newsagg.budget import Caller
 from newsagg.errors import NotFound
-from newsagg.feed import FeedPage, SourceReport
+from newsagg.feed_page import FeedPage, SourceReport
 from newsagg.request import FeedRequest
 from newsagg.service import Service
 from newsagg.store.archive import Sort

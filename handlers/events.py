@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from newsagg.feed import archived_json
+from newsagg.articles import archived_json
 from newsagg.push.stream import RETRY_MS
 from newsagg.service import Service
 from newsagg.store import without_blocking

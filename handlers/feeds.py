@@ -14,7 +14,7 @@ from connexion.lifecycle import ConnexionResponse
 
 from edge.feeds import ATOM, FeedPage, negotiate, render_atom, render_json_feed
 from edge.replies import cacheable_reply, weak_etag
-from newsagg.feed import article_fields
+from newsagg.articles import article_fields
 from newsagg.service import Service
 from newsagg.store import without_blocking
 

@@ -8,9 +8,9 @@ from connexion.lifecycle import ConnexionResponse
 
 from edge.replies import json_reply
 from newsagg.budget import BudgetStanding
-from newsagg.feed import SourceView
 from newsagg.harvest.view import HarvestStanding
 from newsagg.service import Service
+from newsagg.sources import SourceView
 
 
 def _source_json(source: SourceView, harvest: HarvestStanding | None) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""The `newsagg` command: serve the API, harvest, manage API keys."""
+"""The `newsagg` command: serve the API, harvest, manage API keys.
+
+Its console script is edge.cli, which hands `main` demo mode's upstreams (the simulator,
+which nothing in the core imports); run as `python -m newsagg.cli`, it has none to offer.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 
 from newsagg.errors import Unavailable
 from newsagg.key_cache import key_cache_for
@@ -26,51 +30,82 @@ GRACEFUL_SHUTDOWN_SECONDS = 10
 # The flags of `serve`; `--database` is global (every command opens the store).
 SERVE_FLAGS = ("demo", "host", "port", "workers")
 
+# Demo mode's upstreams, which the core cannot start (the simulator is not its to import):
+# given settings that ask for demo mode, a context that runs upstreams for them and yields
+# the settings naming those (demo off) and the address of their simulator. The entry point
+# (edge.cli) passes edge.demo.simulated to `main`.
+DemoUpstreams = Callable[[Settings], AbstractContextManager[tuple[Settings, str]]]
 
-def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+
+def _no_demo_upstreams(_settings: Settings) -> AbstractContextManager[tuple[Settings, str]]:
+    raise SettingsError(
+        "demo mode (--demo, NEWSAGG_DEMO) needs the upstream simulator, which the `newsagg`"
+        " command wires in (python -m edge.cli); python -m newsagg.cli has none"
+    )
+
+
+def _upstreams(
+    settings: Settings, args: argparse.Namespace
+) -> AbstractContextManager[tuple[Settings, str | None]]:
+    """For the command's run: the settings naming their upstreams, and in demo mode the
+    address of the simulator started for them (stopped when the run ends)."""
+    if settings.demo:
+        return args.demo_upstreams(settings)
+    return nullcontext((settings, None))
+
+
+def _announce_demo(settings: Settings, simulator_url: str) -> None:
+    """A premium key for the newcomer, printed with a request to try and the Swagger UI."""
+    with closing(open_store(settings)) as store:
+        demo_key = KeyRing(store).create("demo", "premium").plaintext
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"demo mode: upstream simulator at {simulator_url}\n"
+        f"API key (premium tier): {demo_key}\n"
+        f"try:  curl -H 'Authorization: Bearer {demo_key}' "
+        f"'{base}/articles?category=technology&limit=2'\n"
+        f"Swagger UI: {base}/ui/",
+        flush=True,
+    )
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # Connexion imports Starlette's test client, which warns about httpx; not ours to fix.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     import uvicorn
 
-    from newsagg.service import with_simulator
-
-    if settings.demo:
-        # One simulator for all workers: started here; the workers get settings naming it.
-        settings, simulator = with_simulator(settings)
-        with closing(open_store(settings)) as store:
-            demo_key = KeyRing(store).create("demo", "premium").plaintext
-        base = f"http://{settings.host}:{settings.port}"
-        print(
-            f"demo mode: upstream simulator at {simulator.url}\n"
-            f"API key (premium tier): {demo_key}\n"
-            f"try:  curl -H 'Authorization: Bearer {demo_key}' "
-            f"'{base}/articles?category=technology&limit=2'\n"
-            f"Swagger UI: {base}/ui/",
-            flush=True,
-        )
-    # Worker processes read their settings from the environment, as these were resolved.
-    os.environ.update(settings.to_env())
-    with multiprocess_dir(settings.workers):  # /metrics sums every worker's counts
-        uvicorn.run(
-            "edge.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=logging_config(),
-            access_log=False,  # newsagg writes its own structured access line
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+    # In demo mode, one simulator for all workers: started here, and the workers get
+    # settings naming it.
+    with _upstreams(settings, args) as (settings, simulator_url):
+        if simulator_url is not None:
+            _announce_demo(settings, simulator_url)
+        # Worker processes read their settings from the environment, as these were resolved.
+        os.environ.update(settings.to_env())
+        with multiprocess_dir(settings.workers):  # /metrics sums every worker's counts
+            uvicorn.run(
+                "edge.app:app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_config=logging_config(),
+                access_log=False,  # newsagg writes its own structured access line
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            )
     return 0
 
 
-def _harvest(settings: Settings, _args: argparse.Namespace) -> int:
+def _harvest(settings: Settings, args: argparse.Namespace) -> int:
     """One round of the providers whose turn has come, under the harvester's lease (a
     running `newsagg serve` that holds it is left to do its work). A provider that fails
     is reported, not an error: the next round tries again."""
     from newsagg.service import build_service
 
-    with closing(build_service(settings)) as service:
+    # The service closes (its harvester stopped) before demo mode's simulator stops.
+    with (
+        _upstreams(settings, args) as (settings, _simulator_url),
+        closing(build_service(settings)) as service,
+    ):
         harvester = service.harvester
         assert harvester is not None  # build_service always builds one
         if not harvester.leadership.hold():
@@ -200,8 +235,10 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, demo_upstreams: DemoUpstreams | None = None) -> int:
+    """Run the command `argv` names; `demo_upstreams` serve demo mode (see DemoUpstreams)."""
     args = parser().parse_args(argv)
+    args.demo_upstreams = demo_upstreams or _no_demo_upstreams
     try:
         return args.run(Settings.from_env().with_flags(vars(args)), args)
     except SettingsError as exc:

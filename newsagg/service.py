@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from newsagg.archive_writer import ArchiveWriter
+from newsagg.articles import FeedItem
 from newsagg.budget import Budgets
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
-from newsagg.feed import HANDOVER_GRACE_SECONDS, Feed, FeedItem, SourceView, new_executor
+from newsagg.feed import Feed
+from newsagg.fetcher import Fetcher
 from newsagg.harvest import Harvester, HarvestView
 from newsagg.harvest.schedule import budget_pace, paces
 from newsagg.harvest.view import HarvestStanding
@@ -27,16 +29,14 @@ from newsagg.push.worker import PushWorker
 from newsagg.ratelimit import RateLimiter, Standing, choose
 from newsagg.settings import Settings
 from newsagg.shared import RedisLink, SharedResults
-from newsagg.singleflight import SingleFlight
+from newsagg.shared_flight import HANDOVER_GRACE_SECONDS, SharedFlight
+from newsagg.singleflight import SingleFlight, new_executor
+from newsagg.sources import SourceView
 from newsagg.store import KeyRecord, Store, open_store
 from providers.base import PROVIDER_NAMES, Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
 from providers.newsapi import NewsAPIProvider
-from simulator import Simulator
-
-# Demo mode: the simulator publishes a story this often, so the archive visibly grows.
-DEMO_TICKER_SECONDS = 20.0
 
 
 @dataclass
@@ -51,7 +51,6 @@ class Service:
     searches: Searches
     pusher: PushWorker
     hub: MatchHub
-    simulator: Simulator | None = None
     redis: RedisLink | None = None
     key_cache: SharedKeyCache | None = None
     budgets: Budgets | None = None
@@ -60,8 +59,11 @@ class Service:
     def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
         """Each provider as GET /sources shows it: its feed standing and its harvest."""
         return [
-            (view, self.harvester and self.harvester.standing(view.name))
-            for view in self.feed.sources()
+            (
+                SourceView.of(provider, self.health, self.budgets),
+                self.harvester and self.harvester.standing(provider.name),
+            )
+            for provider in self.feed.providers.values()
         ]
 
     async def count_request(self, key: KeyRecord) -> Standing:
@@ -91,52 +93,13 @@ class Service:
 
     def close(self) -> None:
         if self.harvester is not None:
-            self.harvester.stop()  # before the store and the simulator it uses
+            self.harvester.stop()  # before the store (and the upstreams) it uses
         self.pusher.stop()
-        if self.simulator is not None:
-            self.simulator.stop()
         if self.key_cache is not None:
             self.key_cache.close()
         if self.redis is not None:
             self.redis.close()
         self.store.close()
-
-
-def pointed_at(settings: Settings, simulator: Simulator) -> Settings:
-    """The settings with every provider's URL and key those of a running simulator.
-
-    `demo` is off in the result: these settings no longer ask for a simulator, they name
-    one (so worker processes given them do not start their own)."""
-    return replace(
-        settings,
-        newsapi_url=simulator.base_url("newsapi"),
-        guardian_url=simulator.base_url("guardian"),
-        hackernews_url=simulator.base_url("hackernews"),
-        newsapi_key=simulator.newsapi_key,
-        guardian_key=simulator.guardian_key,
-        demo=False,
-    )
-
-
-def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
-    """Start the upstream simulator and point every provider at it (demo mode)."""
-    simulator = Simulator(ticker_seconds=DEMO_TICKER_SECONDS)
-    simulator.start()
-    # A demo only this machine can reach may call a webhook receiver on this machine (the
-    # newcomer's): no one else holds a key to make it call anything.
-    local = settings.webhook_allow_private or is_loopback(settings.host)
-    # The pace travels with the settings, to worker processes too: they see a simulator
-    # named, not demo mode.
-    demo = replace(pointed_at(settings, simulator), harvest_pace="demo")
-    return replace(demo, webhook_allow_private=local), simulator
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an address `serve` listens on) is reachable from this machine only."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def make_providers(settings: Settings) -> list[Provider]:
@@ -148,9 +111,8 @@ def make_providers(settings: Settings) -> list[Provider]:
 
 
 def build_service(settings: Settings) -> Service:
-    simulator = None
-    if settings.demo:
-        settings, simulator = with_simulator(settings)
+    """The service `settings` describe, over the upstreams they name (demo mode's simulator
+    is started at the edge, which hands this settings naming it: see edge.demo)."""
     # Before the store: a malformed URL is refused with nothing opened yet.
     redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
@@ -175,19 +137,23 @@ def build_service(settings: Settings) -> Service:
     )
     view = HarvestView(store, harvest_paces)
     providers = make_providers(settings)
+    archive = ArchiveWriter(store)
+    cache = ResultCache[tuple[FeedItem, ...]](
+        settings.cache_ttl, settings.cache_max_stale, clock=clock
+    )
     feed = Feed(
         providers=providers,
         store=store,
-        cache=ResultCache[tuple[FeedItem, ...]](
-            settings.cache_ttl, settings.cache_max_stale, clock=clock
-        ),
-        health=health,
+        cache=cache,
         cursors=CursorCodec(bytes.fromhex(cursor_secret)),
-        timeout=settings.upstream_timeout,
-        single_flight=SingleFlight(new_executor()),
         metrics=metrics,
-        shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
-        budgets=budgets,
+        flights=SharedFlight(
+            Fetcher(health, metrics, budgets, archive, settings.upstream_timeout),
+            cache,
+            SingleFlight(new_executor()),
+            shared=redis and SharedResults(redis, settings.cache_ttl + settings.cache_max_stale),
+        ),
+        archive=archive,
         covered=view.covered,
     )
     # Built always (its view answers /sources); its thread runs only when the app starts
@@ -196,7 +162,7 @@ def build_service(settings: Settings) -> Service:
         providers,
         store,
         budgets,
-        feed.save,
+        archive,
         metrics,
         view,
         harvest_paces,
@@ -233,7 +199,6 @@ def build_service(settings: Settings) -> Service:
         searches,
         pusher,
         MatchHub(store),
-        simulator,
         redis,
         key_cache,
         budgets,

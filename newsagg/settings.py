@@ -7,10 +7,14 @@ table (`markdown_table`, kept equal to the README by a test).
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from newsagg.tiers import Tier
 
@@ -25,16 +29,42 @@ def _text(_name: str, raw: str) -> str:
     return raw
 
 
-def _flag(_name: str, raw: str) -> bool:
-    return raw.strip().lower() not in ("", "0", "false", "no", "off")
+def _nonblank(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError(f"{name} must not be blank")
+    return raw
+
+
+# Numbers as people write them, in ASCII digits: not `inf`, `nan`, `1_000` or the digits of
+# other scripts (`٣`, `²`), which Python's float() and int() take, or trip over with an
+# error that names no setting.
+_REAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WHOLE = re.compile(r"[0-9]+")
+
+
+def _real(raw: str) -> float | None:
+    """The finite number `raw` writes, else None."""
+    text = raw.strip()
+    value = float(text) if _REAL.fullmatch(text) else None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _integer(raw: str) -> int | None:
+    """The whole number `raw` writes in decimal digits (no sign), else None."""
+    text = raw.strip()
+    if not _WHOLE.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # longer than int() converts (sys.get_int_max_str_digits)
+        return None
 
 
 def _number(minimum: float) -> Parse:
     def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+        value = _real(raw)
+        if value is None:
+            raise SettingsError(f"{name} must be a number, not {raw!r}")
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum:g}, not {raw!r}")
         return value
@@ -44,9 +74,10 @@ def _number(minimum: float) -> Parse:
 
 def _whole(minimum: int, maximum: int) -> Parse:
     def parse(name: str, raw: str) -> int:
-        if not raw.strip().isdigit() or not minimum <= int(raw) <= maximum:
+        value = _integer(raw)
+        if value is None or not minimum <= value <= maximum:
             raise SettingsError(f"{name} must be a whole number {minimum}-{maximum}, not {raw!r}")
-        return int(raw)
+        return value
 
     return parse
 
@@ -54,12 +85,15 @@ def _whole(minimum: int, maximum: int) -> Parse:
 def _hourly_limit(name: str, raw: str) -> int | None:
     if raw.strip().lower() == "none":
         return None
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise SettingsError(f"{name} must be a positive integer or 'none', not {raw!r}")
-    return int(raw)
+    value = _integer(raw)
+    if value is None or value < 1:
+        raise SettingsError(f"{name} must be a positive whole number or 'none', not {raw!r}")
+    return value
 
 
 def _choice(*choices: str) -> Parse:
+    """One of these words, in any case (a `Literal` setting's: a test keeps them equal)."""
+
     def parse(name: str, raw: str) -> str:
         if raw.strip().lower() not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
@@ -68,24 +102,60 @@ def _choice(*choices: str) -> Parse:
     return parse
 
 
+_ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
+
+
 def _switch(name: str, raw: str) -> bool:
-    """`on` or `off` (also 1/0, true/false, yes/no, as `to_env` and people write them)."""
+    """`on` or `off`; also 1/0, true/false, yes/no (as `to_env` and people write them), in
+    any case. Anything else is refused: a typo must not turn a setting on or off."""
     word = raw.strip().lower()
-    if word in ("on", "1", "true", "yes"):
+    if word in _ON:
         return True
-    if word in ("off", "0", "false", "no"):
+    if word in _OFF:
         return False
-    raise SettingsError(f"{name} must be on or off, not {raw!r}")
+    raise SettingsError(f"{name} must be on or off (or 1/0, true/false, yes/no), not {raw!r}")
 
 
 def _fraction(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number from 0 to 1, not {raw!r}") from None
-    if not 0 <= value <= 1:  # also refuses nan
+    value = _real(raw)
+    if value is None or not 0 <= value <= 1:
         raise SettingsError(f"{name} must be a number from 0 to 1, not {raw!r}")
     return value
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _host(name: str, raw: str) -> str:
+    """An IP address (v4 or v6) or a host name, to listen on."""
+    text = raw.strip()
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        if len(text) > 253 or not _HOSTNAME.fullmatch(text):
+            raise SettingsError(
+                f"{name} must be an IP address or a host name (like 127.0.0.1, ::1 or"
+                f" localhost), not {raw!r}"
+            ) from None
+    return text
+
+
+def _is_http_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host, and a port in range if it has one."""
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0  # ValueError: not a number in range
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and port_ok
+
+
+def _http_url(name: str, raw: str) -> str:
+    """An http(s) URL with a host; kept as given, stripped."""
+    if not _is_http_url(raw.strip()):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, not {raw!r}")
+    return raw.strip()
 
 
 def _quota(name: str, raw: str) -> str:
@@ -119,8 +189,20 @@ def _backoff(name: str, raw: str) -> str:
     return raw.strip()
 
 
-def _list(_name: str, raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated browser origins (`https://app.example`, `http://localhost:3000`), or
+    `*` for any."""
+    origins = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for origin in origins:
+        parts = urlsplit(origin) if _is_http_url(origin) else None
+        if origin != "*" and (
+            parts is None or "@" in parts.netloc or parts.path or parts.query or parts.fragment
+        ):
+            raise SettingsError(
+                f"{name} must be origins like https://app.example (scheme://host[:port]),"
+                f" comma-separated, or *; not {origin!r}"
+            )
+    return origins
 
 
 def setting(
@@ -153,6 +235,7 @@ class Settings:
         "NEWSAGG_DATABASE",
         "newsagg.sqlite3",
         "SQLite file for keys, article ids and the service's secrets (the embedded default)",
+        _nonblank,
         flag="--database",
         shown_default="`newsagg.sqlite3` in the working directory",
     )
@@ -198,12 +281,17 @@ class Settings:
         "Guardian Open Platform key; without one the Guardian is `disabled`",
         secret=True,
     )
-    newsapi_url: str = setting("NEWSAGG_NEWSAPI_URL", "https://newsapi.org", "NewsAPI base URL")
+    newsapi_url: str = setting(
+        "NEWSAGG_NEWSAPI_URL", "https://newsapi.org", "NewsAPI base URL", _http_url
+    )
     guardian_url: str = setting(
-        "NEWSAGG_GUARDIAN_URL", "https://content.guardianapis.com", "Guardian base URL"
+        "NEWSAGG_GUARDIAN_URL", "https://content.guardianapis.com", "Guardian base URL", _http_url
     )
     hackernews_url: str = setting(
-        "NEWSAGG_HACKERNEWS_URL", "https://hn.algolia.com", "Hacker News (Algolia) base URL"
+        "NEWSAGG_HACKERNEWS_URL",
+        "https://hn.algolia.com",
+        "Hacker News (Algolia) base URL",
+        _http_url,
     )
     cache_ttl: float = setting(
         "NEWSAGG_CACHE_TTL", 300.0, "seconds a fetched result is fresh", _number(0)
@@ -346,13 +434,13 @@ class Settings:
         "NEWSAGG_CORS_ORIGINS",
         (),
         "comma-separated browser origins allowed to call the API (CORS off when empty)",
-        _list,
+        _origins,
     )
     demo: bool = setting(
         "NEWSAGG_DEMO",
         False,
         "serve from the bundled upstream simulator: no internet, no upstream keys",
-        _flag,
+        _switch,
         flag="--demo",
     )
     lean_path: bool = setting(
@@ -360,10 +448,14 @@ class Settings:
         True,
         "answer exact repeats of a GET that Connexion accepted without validating them again"
         " (key check and rate limit still run)",
-        _flag,
+        _switch,
     )
     host: str = setting(
-        "NEWSAGG_HOST", "127.0.0.1", "address `newsagg serve` listens on", flag="--host"
+        "NEWSAGG_HOST",
+        "127.0.0.1",
+        "address `newsagg serve` listens on",
+        _host,
+        flag="--host",
     )
     port: int = setting(
         "NEWSAGG_PORT", 8000, "port `newsagg serve` listens on", _whole(1, 65535), flag="--port"

@@ -1,11 +1,12 @@
-"""Single-flight: concurrent callers asking for the same key share one call."""
+"""Single-flight: concurrent callers asking for the same key share one call; and the pool of
+worker threads the feed's refreshes run on."""
 
 from __future__ import annotations
 
 import contextvars
 import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,3 +34,9 @@ class SingleFlight:
         with self._lock:
             if self._in_flight.get(key) is done:
                 del self._in_flight[key]
+
+
+def new_executor() -> ThreadPoolExecutor:
+    """The worker threads the feed's refreshes run on."""
+    # Hung upstreams hold a thread until their own timeout ends; 64 keeps room for the rest.
+    return ThreadPoolExecutor(max_workers=64, thread_name_prefix="upstream")

@@ -76,7 +76,8 @@ BeforeCall = Callable[[], None]
 
 
 def no_charge() -> None:
-    """A BeforeCall for calls nobody pays for (tests, tools)."""
+    """A BeforeCall for calls nobody pays for (tests, tools). Never a default: every
+    caller says who pays, so a forgotten argument is an error, not a free upstream call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +112,7 @@ class Provider(Protocol):
         """Whether this provider has anything to say about the query's category."""
         ...
 
-    def fetch(
-        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
-    ) -> list[Article]:
+    def fetch(self, query: Query, timeout: float, before_call: BeforeCall) -> list[Article]:
         """Fetch and normalize; raise UpstreamError. Must return within `timeout` seconds.
         `before_call()` runs before every HTTP request made."""
         ...
@@ -133,7 +132,7 @@ class Harvestable(Protocol):
         since: datetime | None,
         cursor: HarvestCursor,
         timeout: float,
-        before_call: BeforeCall = no_charge,
+        before_call: BeforeCall,
         category: Category | None = None,
     ) -> HarvestPage:
         """Raise UpstreamError like `fetch`; `before_call()` runs before every request."""

@@ -14,7 +14,6 @@ from providers.base import (
     HarvestPage,
     Query,
     UpstreamError,
-    no_charge,
 )
 from providers.http import HTTPProvider, status_error
 from providers.text import (
@@ -125,9 +124,7 @@ class GuardianProvider(HTTPProvider):
             raise status_error(NAME, reply, "error" if in_envelope else None)
         return reply.payload
 
-    def fetch(
-        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
-    ) -> list[Article]:
+    def fetch(self, query: Query, timeout: float, before_call: BeforeCall) -> list[Article]:
         """Raises UpstreamError for gateway errors and in-envelope errors alike."""
         params: dict[str, Any] = {"page-size": PAGE_SIZE}
         if query.q:
@@ -148,7 +145,7 @@ class GuardianProvider(HTTPProvider):
         since: datetime | None,
         cursor: HarvestCursor,
         timeout: float,
-        before_call: BeforeCall = no_charge,
+        before_call: BeforeCall,
         category: Category | None = None,
     ) -> HarvestPage:
         """Everything published at or after `since` (to `cursor.until`), newest first, in

@@ -13,7 +13,6 @@ from providers.base import (
     HarvestPage,
     Query,
     UpstreamError,
-    no_charge,
 )
 from providers.http import HTTPProvider, status_error
 from providers.text import canonical_url, html_to_text, parse_timestamp, window_filter
@@ -83,9 +82,7 @@ class HackerNewsProvider(HTTPProvider):
         """Always: Algolia's HN search needs no key."""
         return True
 
-    def fetch(
-        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
-    ) -> list[Article]:
+    def fetch(self, query: Query, timeout: float, before_call: BeforeCall) -> list[Article]:
         """Raises UpstreamError; a page past the end is an empty list, not an error."""
         params: dict[str, Any] = {
             "tags": "story",
@@ -109,7 +106,7 @@ class HackerNewsProvider(HTTPProvider):
         since: datetime | None,
         cursor: HarvestCursor,
         timeout: float,
-        before_call: BeforeCall = no_charge,
+        before_call: BeforeCall,
         category: Category | None = None,
     ) -> HarvestPage:
         """Stories created at or after `since` (and at or before `cursor.until`), newest

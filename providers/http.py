@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from providers.base import BeforeCall, Query, UpstreamError, no_charge
+from providers.base import BeforeCall, Query, UpstreamError
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 CONNECT_TIMEOUT_CAP = 3.05
@@ -78,7 +78,7 @@ class UpstreamClient:
         params: dict[str, Any],
         headers: dict[str, str],
         timeout: float,
-        before_call: BeforeCall = no_charge,
+        before_call: BeforeCall,
     ) -> Reply:
         """GET and decode JSON, whatever the status; retries 502/503/504 and connection
         errors with jittered exponential backoff, all within `timeout` seconds in total.

@@ -14,7 +14,6 @@ from providers.base import (
     HarvestPage,
     Query,
     UpstreamError,
-    no_charge,
 )
 from providers.http import HTTPProvider, status_error
 from providers.text import (
@@ -122,9 +121,7 @@ class NewsAPIProvider(HTTPProvider):
             params["to"] = _whole_second(query.published_to, up=True)
         return "/v2/everything", params, "general"
 
-    def fetch(
-        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
-    ) -> list[Article]:
+    def fetch(self, query: Query, timeout: float, before_call: BeforeCall) -> list[Article]:
         """Raises UpstreamError; never quotes NewsAPI's message text."""
         path, params, category = self._request(query)
         return window_filter(self._get(path, params, category, timeout, before_call), query)
@@ -134,7 +131,7 @@ class NewsAPIProvider(HTTPProvider):
         since: datetime | None,
         cursor: HarvestCursor,
         timeout: float,
-        before_call: BeforeCall = no_charge,
+        before_call: BeforeCall,
         category: Category | None = None,
     ) -> HarvestPage:
         """The US top headlines of `category` (None: of no category), one page: the free

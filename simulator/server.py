@@ -34,11 +34,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from providers.base import PROVIDER_NAMES
-from providers.text import parse_timestamp
 from simulator import data
 
-PROVIDERS = PROVIDER_NAMES
+# The upstreams the simulator stands for, each served under /{name}.
+PROVIDERS = ("newsapi", "guardian", "hackernews")
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
 HANG_LIMIT_SECONDS = 120.0
 DAY_SECONDS = 86_400.0
@@ -140,13 +139,21 @@ def _int(query: dict[str, list[str]], name: str, default: int, low: int, high: i
     return max(low, min(int(_first(query, name) or default), high))
 
 
+def _moment(value: str) -> datetime:
+    """An ISO 8601 date-time, as the upstreams document their time parameters and fields
+    (`Z` or an offset; none is UTC), as an aware UTC datetime; ValueError if it is none."""
+    # fromisoformat takes any fraction and `Z`, but only upper-case `T` and `Z`.
+    moment = datetime.fromisoformat(value.strip().upper())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _bound_time(value: str, end_of_day: bool) -> str:
     """A from/to bound (a date or a date-time) or a timestamp in the data, as a comparable
     RFC 3339 UTC string; a date bound takes its whole day."""
     if len(value) == 10:
         value += "T23:59:59Z" if end_of_day else "T00:00:00Z"
     # isoformat, not strftime: glibc's %Y writes year 366 as "366", which sorts wrongly.
-    return parse_timestamp(value).replace(tzinfo=None).isoformat() + "Z"
+    return _moment(value).replace(tzinfo=None).isoformat() + "Z"
 
 
 # -- the upstreams' query languages -----------------------------------------------------
@@ -738,7 +745,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _publish(
         self, provider: str, published_at: str | None = None, **story: Any
     ) -> dict[str, Any]:
-        moment = None if published_at is None else parse_timestamp(published_at)
+        moment = None if published_at is None else _moment(published_at)
         return self.sim.publish(provider, published_at=moment, **story)
 
     def do_DELETE(self) -> None:

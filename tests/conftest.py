@@ -33,7 +33,8 @@ from redis_server import RedisServer
 from throwaway import NoServer
 
 from edge.app import create_app
-from newsagg.service import Service, build_service, pointed_at
+from edge.demo import pointed_at
+from newsagg.service import Service, build_service
 from newsagg.settings import Settings
 from providers.base import PROVIDER_NAMES
 from simulator import Simulator

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
+import sys
+import time
+import tomllib
 
-from conftest import run_cli
+import pytest
+import requests
+from conftest import REPO, run_cli
+from throwaway import free_port
 
 
 def _newsagg(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -37,3 +46,88 @@ def test_bad_configuration_is_reported_not_a_traceback(tmp_path):
     )
     assert env_result.returncode == 2
     assert "NEWSAGG_UPSTREAM_TIMEOUT" in env_result.stderr and "Traceback" not in env_result.stderr
+
+
+# -- the console script: the core's CLI with demo mode wired in at the edge ---------------
+
+
+def _console_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`newsagg ARGS` as installed: the console script's module, with `env` added."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def test_the_console_script_is_the_edge_entry_point():
+    """The core starts no simulator (tests/test_architecture.py): the `newsagg` command is
+    edge.cli, which hands newsagg.cli demo mode's upstreams."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"newsagg": "edge.cli:main"}
+
+
+def test_the_core_cli_alone_refuses_demo_mode_saying_why(tmp_path):
+    env = {"NEWSAGG_DATABASE": str(tmp_path / "cli.sqlite3")}
+    for args, extra in [(("serve", "--demo"), {}), (("harvest", "--once"), {"NEWSAGG_DEMO": "1"})]:
+        result = run_cli({**env, **extra}, *args)
+        assert result.returncode == 2, result.stderr
+        assert "demo mode" in result.stderr and "edge.cli" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_harvest_once_in_demo_mode_harvests_the_simulator(tmp_path):
+    """NEWSAGG_DEMO=1 reaches every command that builds a service: a simulator of its own,
+    stopped when the command ends."""
+    env = {"NEWSAGG_DATABASE": str(tmp_path / "demo.sqlite3"), "NEWSAGG_DEMO": "1"}
+    done = _console_script(env, "harvest", "--once")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["newsapi", "guardian", "hackernews"]
+    assert all(": ok, " in line for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_serve_demo_with_one_worker_answers_with_the_printed_key(tmp_path):
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "serve", "--demo", "--port", str(port)],
+            env={**os.environ, "NEWSAGG_DATABASE": str(tmp_path / "demo.sqlite3")},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 45
+        while True:  # a condition with a deadline
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        printed = log.read_text()
+        key = re.search(r"API key \(premium tier\): (\S+)", printed)[1]
+        simulator_url = re.search(r"upstream simulator at (\S+)", printed)[1]
+        reply = requests.get(
+            f"{base}/articles?category=technology&limit=2",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert reply.status_code == 200 and reply.json()["articles"], reply.text
+        calls = requests.get(f"{simulator_url}/_sim/calls", timeout=5).json()
+        assert calls["newsapi"] >= 1  # the demo's own simulator answered
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # One worker: uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
+    with pytest.raises(requests.ConnectionError):  # gone with the command
+        requests.get(f"{simulator_url}/_sim/calls", timeout=1)

@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from openapi_spec_validator import validate
 
 from edge.app import SPEC_PATH, create_app, load_spec, resolve_handler
-from newsagg.feed import CacheStatus, SourceStatus
+from newsagg.feed_page import CacheStatus, SourceStatus
 from newsagg.provider_health import BreakerState
 from newsagg.settings import Settings
 from newsagg.tiers import Tier

@@ -33,7 +33,7 @@ class Served:
             [
                 sys.executable,
                 "-m",
-                "newsagg.cli",
+                "edge.cli",  # the console script
                 "serve",
                 "--demo",
                 "--port",

@@ -16,22 +16,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from newsagg.archive_writer import ArchiveWriter
+from newsagg.articles import FeedItem
 from newsagg.budget import Budgets, Caller
 from newsagg.cache import ResultCache
 from newsagg.cursor import CursorCodec
 from newsagg.errors import InvalidInput, Unavailable
-from newsagg.feed import (
-    Coverage,
-    Feed,
-    FeedItem,
-    FeedPage,
-    SourceReport,
-    never_covered,
-)
+from newsagg.feed import Coverage, Feed, never_covered
+from newsagg.feed_page import FeedPage, SourceReport
+from newsagg.fetcher import Fetcher
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
 from newsagg.request import FeedRequest
 from newsagg.settings import Settings
+from newsagg.shared_flight import SharedFlight
 from newsagg.singleflight import SingleFlight
 from newsagg.store import Store, open_store
 from providers.base import (
@@ -41,7 +39,6 @@ from providers.base import (
     BeforeCall,
     Query,
     UpstreamError,
-    no_charge,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -86,9 +83,7 @@ class FakeProvider:
     def serves(self, query: Query) -> bool:
         return query.category is None or query.category in self.categories
 
-    def fetch(
-        self, query: Query, timeout: float, before_call: BeforeCall = no_charge
-    ) -> list[Article]:
+    def fetch(self, query: Query, timeout: float, before_call: BeforeCall) -> list[Article]:
         before_call()
         self.calls += 1
         if self.error is not None:
@@ -130,16 +125,21 @@ def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
         executor = ThreadPoolExecutor(max_workers=4)
         made.append((store, executor))
         health = ProviderHealth(failure_threshold=2, open_seconds=30, clock=clock)
+        cache = ResultCache[tuple[FeedItem, ...]](ttl, max_stale, clock=clock)
+        metrics, archive = Metrics(), ArchiveWriter(store)
+        budgets = Budgets(store, quotas or UNBUDGETED, on_demand_share=0.2)  # type: ignore[arg-type]
         feed = Feed(
             providers=list(providers),  # type: ignore[arg-type]
             store=store,
-            cache=ResultCache[tuple[FeedItem, ...]](ttl, max_stale, clock=clock),
-            health=health,
+            cache=cache,
             cursors=CursorCodec(b"k" * 32),
-            timeout=1.0,
-            single_flight=SingleFlight(executor),
-            metrics=Metrics(),
-            budgets=Budgets(store, quotas or UNBUDGETED, on_demand_share=0.2),  # type: ignore[arg-type]
+            metrics=metrics,
+            flights=SharedFlight(
+                Fetcher(health, metrics, budgets, archive, timeout=1.0),
+                cache,
+                SingleFlight(executor),
+            ),
+            archive=archive,
             covered=covered,
         )
         return Rig(feed, {p.name: p for p in providers}, clock, health)
@@ -266,7 +266,7 @@ def test_failed_fetches_leave_one_warning_and_no_unread_future(rig, caplog):
             r.page(q=q)
     gc.collect()  # asyncio reports an unread exception when the future is collected
     assert "never retrieved" not in caplog.text
-    warnings = [rec for rec in caplog.records if rec.name == "newsagg.feed"]
+    warnings = [rec for rec in caplog.records if rec.name == "newsagg.fetcher"]
     assert [rec.levelname for rec in warnings] == ["WARNING", "WARNING"]
     assert all(rec.exc_info is None for rec in warnings)
 

@@ -113,7 +113,7 @@ def _contender(service: Service, holder: str) -> Harvester:
         make_providers(service.settings),
         service.store,
         service.budgets,
-        service.feed.save,
+        service.feed.archive,
         service.metrics,
         view,
         {name: Pace(60, 60, 60, 60) for name in PROVIDER_NAMES},
@@ -212,7 +212,8 @@ def test_harvest_once_from_the_command_line(tmp_path, simulator):
 def test_demo_mode_harvests_in_seconds_in_every_worker(tmp_path):
     """`serve --demo` hands workers settings naming its simulator (not demo mode): the
     demo pace must travel with them, or a newcomer waits minutes to see a new story."""
-    from newsagg.service import build_service, with_simulator
+    from edge.demo import with_simulator
+    from newsagg.service import build_service
     from newsagg.settings import Settings
 
     settings, simulator = with_simulator(Settings(database=str(tmp_path / "demo.sqlite3")))

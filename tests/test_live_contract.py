@@ -133,7 +133,7 @@ def _fuzzed_server(directory: Path, shared: dict[str, str]) -> LiveRun:
         }
         with log.open("w") as sink:
             server = subprocess.Popen(
-                [sys.executable, "-m", "newsagg.cli", "serve", "--port", str(port)],
+                [sys.executable, "-m", "edge.cli", "serve", "--port", str(port)],
                 env=env,
                 # A file, not a pipe nobody reads: a full pipe would block the server's logging.
                 stdout=sink,

@@ -3,6 +3,7 @@ categories, time budgets, retries, error mapping, and no secret in any error."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
 import time
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from providers import http
-from providers.base import CATEGORIES, Query, UpstreamError
+from providers.base import CATEGORIES, HarvestCursor, Query, UpstreamError, no_charge
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
 from providers.http import Reply, parse_retry_after, status_error
@@ -37,7 +38,7 @@ def _provider(simulator, name: str, key: str | None = "demo"):
 
 def _fetch_error(provider, query: Query | None = None, timeout: float = BUDGET) -> UpstreamError:
     with pytest.raises(UpstreamError) as caught:
-        provider.fetch(query or Query(), timeout)
+        provider.fetch(query or Query(), timeout, no_charge)
     return caught.value
 
 
@@ -52,7 +53,7 @@ def _closed_port_url() -> str:
 
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_each_provider_returns_normalized_articles(simulator, name):
-    articles = _provider(simulator, name).fetch(Query(), BUDGET)
+    articles = _provider(simulator, name).fetch(Query(), BUDGET, no_charge)
     assert len(articles) >= 10
     assert simulator.calls(name) == 1
     assert all(a.source == name for a in articles)
@@ -65,24 +66,26 @@ def test_each_provider_returns_normalized_articles(simulator, name):
 
 
 def test_newsapi_quirks_through_the_client(simulator):
-    articles = _provider(simulator, "newsapi").fetch(Query(category="technology"), BUDGET)
+    articles = _provider(simulator, "newsapi").fetch(
+        Query(category="technology"), BUDGET, no_charge
+    )
     assert articles and {a.category for a in articles} == {"technology"}
     assert not any(a.title == "[Removed]" or a.url == "https://removed.com" for a in articles)
     assert not any(a.publisher and a.title.endswith(" - " + a.publisher) for a in articles)
     assert not any("chars]" in (a.description or "") for a in articles)  # content unused
-    uncategorised = _provider(simulator, "newsapi").fetch(Query(), BUDGET)
+    uncategorised = _provider(simulator, "newsapi").fetch(Query(), BUDGET, no_charge)
     google = [a for a in uncategorised if a.url.startswith("https://news.google.com/")]
     assert google and google[0].publisher == "Google News" and google[0].description is None
 
 
 def test_newsapi_search_uses_everything_and_is_general(simulator):
-    articles = _provider(simulator, "newsapi").fetch(Query(q="battery"), BUDGET)
+    articles = _provider(simulator, "newsapi").fetch(Query(q="battery"), BUDGET, no_charge)
     assert articles and {a.category for a in articles} == {"general"}
     assert all("battery" in (a.title + (a.description or "")).lower() for a in articles)
 
 
 def test_guardian_quirks_through_the_client(simulator):
-    articles = _provider(simulator, "guardian").fetch(Query(), BUDGET)
+    articles = _provider(simulator, "guardian").fetch(Query(), BUDGET, no_charge)
     assert {a.publisher for a in articles} == {"The Guardian"}
     assert any(a.description is None and a.author is None for a in articles)  # no fields
     assert any(a.image_url for a in articles)
@@ -94,14 +97,14 @@ def test_guardian_quirks_through_the_client(simulator):
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_categories_are_respected(simulator, category):
     for name in ("newsapi", "guardian"):
-        articles = _provider(simulator, name).fetch(Query(category=category), BUDGET)
+        articles = _provider(simulator, name).fetch(Query(category=category), BUDGET, no_charge)
         assert articles, f"{name} has nothing for {category}"
         assert {a.category for a in articles} == {category}
 
 
 def test_guardian_general_keeps_only_unmapped_sections(simulator):
-    general = _provider(simulator, "guardian").fetch(Query(category="general"), BUDGET)
-    everything = _provider(simulator, "guardian").fetch(Query(), BUDGET)
+    general = _provider(simulator, "guardian").fetch(Query(category="general"), BUDGET, no_charge)
+    everything = _provider(simulator, "guardian").fetch(Query(), BUDGET, no_charge)
     assert 0 < len(general) < len(everything)
 
 
@@ -110,15 +113,17 @@ def test_hackernews_serves_technology_and_general_only(simulator):
     assert hn.enabled and hn.categories == frozenset({"technology", "general"})
     assert hn.serves(Query()) and hn.serves(Query(category="general"))
     assert not any(hn.serves(Query(category=c)) for c in ("sports", "business", "health"))
-    assert {a.category for a in hn.fetch(Query(), BUDGET)} == {"technology"}
-    assert {a.category for a in hn.fetch(Query(category="general"), BUDGET)} == {"general"}
+    assert {a.category for a in hn.fetch(Query(), BUDGET, no_charge)} == {"technology"}
+    assert {a.category for a in hn.fetch(Query(category="general"), BUDGET, no_charge)} == {
+        "general"
+    }
     for name in ("newsapi", "guardian"):
         provider = _provider(simulator, name)
         assert all(provider.serves(Query(category=c)) for c in CATEGORIES)
 
 
 def test_hackernews_ask_hn_links_to_the_item(simulator):
-    articles = _provider(simulator, "hackernews").fetch(Query(q="Ask HN"), BUDGET)
+    articles = _provider(simulator, "hackernews").fetch(Query(q="Ask HN"), BUDGET, no_charge)
     assert articles and all(
         a.url.startswith("https://news.ycombinator.com/item?id=") for a in articles
     )
@@ -130,7 +135,7 @@ def test_hackernews_ask_hn_links_to_the_item(simulator):
 def test_published_window_is_applied(simulator, name):
     now = datetime.now(UTC)
     query = Query(published_from=now - timedelta(hours=6), published_to=now - timedelta(hours=1))
-    articles = _provider(simulator, name).fetch(query, BUDGET)
+    articles = _provider(simulator, name).fetch(query, BUDGET, no_charge)
     assert articles
     assert all(query.published_from <= a.published_at <= query.published_to for a in articles)
 
@@ -143,7 +148,7 @@ def test_newsapi_search_window_goes_upstream(simulator):
         published_from=now - timedelta(hours=8, microseconds=123),
         published_to=now - timedelta(hours=2, microseconds=456),
     )
-    articles = _provider(simulator, "newsapi").fetch(query, BUDGET)
+    articles = _provider(simulator, "newsapi").fetch(query, BUDGET, no_charge)
     assert articles and {a.category for a in articles} == {"general"}
     assert all(query.published_from <= a.published_at <= query.published_to for a in articles)
 
@@ -157,9 +162,11 @@ def test_windows_at_the_ends_of_the_calendar(simulator, name):
         published_from=datetime(366, 4, 23, 20, 48, 47, tzinfo=UTC),
         published_to=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     )
-    assert _provider(simulator, name).fetch(query, BUDGET)
+    assert _provider(simulator, name).fetch(query, BUDGET, no_charge)
     assert (
-        _provider(simulator, name).fetch(replace(query, published_to=query.published_from), BUDGET)
+        _provider(simulator, name).fetch(
+            replace(query, published_to=query.published_from), BUDGET, no_charge
+        )
         == []
     )
 
@@ -192,7 +199,7 @@ def test_newsapi_answers_every_query_shape(simulator, category, window):
     provider = _provider(simulator, "newsapi")
     for q in (None, _search_word(category), "  "):
         query = Query(category, q, published_from, published_to)
-        articles = provider.fetch(query, BUDGET)  # an UpstreamError fails the test
+        articles = provider.fetch(query, BUDGET, no_charge)  # an UpstreamError fails the test
         if window == "long ago":
             assert articles == [], query
             continue
@@ -290,7 +297,7 @@ def test_hang_is_a_timeout_within_the_budget(simulator, name):
 
 def test_latency_inside_the_budget_is_fine_outside_it_is_a_timeout(simulator):
     simulator.set_fault("hackernews", Fault("latency", delay=0.2))
-    assert _provider(simulator, "hackernews").fetch(Query(), 1.0)
+    assert _provider(simulator, "hackernews").fetch(Query(), 1.0, no_charge)
     started = time.monotonic()
     assert _fetch_error(_provider(simulator, "hackernews"), timeout=0.1).code == "upstream_timeout"
     assert time.monotonic() - started < 0.5
@@ -299,9 +306,27 @@ def test_latency_inside_the_budget_is_fine_outside_it_is_a_timeout(simulator):
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_gateway_errors_are_retried_twice(simulator, status):
     simulator.set_fault("hackernews", Fault("status", status=status))
-    error = _fetch_error(_provider(simulator, "hackernews"))
-    assert error.code == "upstream_error"
+    paid = []
+    with pytest.raises(UpstreamError) as caught:
+        _provider(simulator, "hackernews").fetch(Query(), BUDGET, lambda: paid.append(1))
+    assert caught.value.code == "upstream_error"
     assert simulator.calls("hackernews") == 3  # 1 + 2 retries, backoff well inside 2 s
+    assert len(paid) == 3  # each attempt is a call the upstream counts: each is paid for
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_who_pays_for_a_call_is_never_left_out(simulator, name):
+    """`before_call` has no default: a caller that forgets it gets a TypeError, not a free
+    upstream call that no budget counted."""
+    provider = _provider(simulator, name)
+    for method in (provider.fetch, provider.harvest_page):
+        parameter = inspect.signature(method).parameters["before_call"]
+        assert parameter.default is inspect.Parameter.empty, method
+    with pytest.raises(TypeError):
+        provider.fetch(Query(), BUDGET)
+    with pytest.raises(TypeError):
+        provider.harvest_page(None, HarvestCursor(), BUDGET)
+    assert simulator.calls(name) == 0
 
 
 def test_no_retry_starts_past_the_deadline(simulator, monkeypatch):

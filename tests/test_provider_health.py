@@ -9,7 +9,7 @@ import pytest
 
 from edge.app import create_app
 from newsagg.provider_health import UNHEALTHY, ProviderHealth
-from providers.base import ERROR_CODES, Query, UpstreamError
+from providers.base import ERROR_CODES, Query, UpstreamError, no_charge
 from providers.newsapi import NewsAPIProvider
 from simulator import Fault
 
@@ -196,7 +196,7 @@ def test_many_queries_newsapi_refuses_leave_the_breaker_closed(simulator):
     for i in range(5 * THRESHOLD):
         health.admit(NAME)  # raises once the breaker is open
         with pytest.raises(UpstreamError) as caught:
-            provider.fetch(Query(q=f"query {i}"), 2.0)
+            provider.fetch(Query(q=f"query {i}"), 2.0, no_charge)
         assert caught.value.code == "upstream_rejected_query"
         assert caught.value.message == "newsapi answered 400 (parametersMissing)"
         health.failed(NAME, caught.value)

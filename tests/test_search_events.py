@@ -67,14 +67,16 @@ def test_matches_stream_and_a_reconnect_resumes_after_the_last_event(server):
         assert stream.headers["content-type"].startswith("text/event-stream")
         received = events(stream)
         assert next(received) == {"retry": "5000"}
-        svc.feed.save([article(1, "Drone one"), article(2, "Other"), article(3, "Drone two")])
+        svc.feed.archive.save(
+            [article(1, "Drone one"), article(2, "Other"), article(3, "Drone two")]
+        )
         svc.pusher.step()
         first, second = next(received), next(received)
     assert (first["event"], second["event"]) == ("article", "article")
     assert [json.loads(e["data"])["title"] for e in (first, second)] == ["Drone one", "Drone two"]
     assert int(first["id"]) < int(second["id"])
 
-    svc.feed.save([article(4, "Drone three")])
+    svc.feed.archive.save([article(4, "Drone three")])
     svc.pusher.step()
     started = time.monotonic()
     resumed = requests.get(

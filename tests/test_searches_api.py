@@ -131,7 +131,7 @@ def test_bad_input_is_a_400_saying_what(client, user_headers, body, detail):
 
 
 def test_the_search_articles_are_the_articles_answer(client, service, user_headers):
-    service.feed.save([story("Drone racing"), story("Battery news"), story("Drone law")])
+    service.feed.archive.save([story("Drone racing"), story("Battery news"), story("Drone law")])
     made = create(client, user_headers, q="drone", source=["hackernews"])
     mine = client.get(f"/searches/{made['id']}/articles", headers=user_headers)
     direct = client.get(
@@ -153,7 +153,7 @@ def test_the_search_articles_are_the_articles_answer(client, service, user_heade
 
 
 def test_the_feed_needs_no_key_and_its_token_can_be_revoked(client, service, user_headers):
-    service.feed.save([story("Drone delivery"), story("Unrelated")])
+    service.feed.archive.save([story("Drone delivery"), story("Unrelated")])
     made = create(client, user_headers, q="drone")
     url = made["feed_url"].removeprefix("http://testserver")
     atom = client.get(url)
@@ -179,7 +179,7 @@ def test_the_feed_needs_no_key_and_its_token_can_be_revoked(client, service, use
 
 
 def test_a_long_feed_pages_with_rel_next(client, service, user_headers):
-    service.feed.save([story(f"Drone {n}") for n in range(60)])
+    service.feed.archive.save([story(f"Drone {n}") for n in range(60)])
     made = create(client, user_headers, q="drone")
     first = feedparser.parse(client.get(made["feed_url"]).content)
     assert len(first.entries) == 50
@@ -247,12 +247,12 @@ def test_a_webhook_gets_each_match_once_signed_and_retried_across_a_restart(
     service = make_service(**quick)
     key = bearer(service.keys.create("hooks", "unlimited").plaintext)
     with create_app(service=service).test_client() as client:
-        service.feed.save([story("Drone before the search")])
+        service.feed.archive.save([story("Drone before the search")])
         made = create(client, key, q="drone", webhook_url=receiver.url)
         secret = made["webhook_secret"]
         assert secret.startswith("whsec_") and made["webhook_status"] == "active"
         assert "webhook_secret" not in client.get(f"/searches/{made['id']}", headers=key).json()
-        service.feed.save([story("Drone one"), story("Battery only"), story("Drone two")])
+        service.feed.archive.save([story("Drone one"), story("Battery only"), story("Drone two")])
         push_until(service, lambda: len(receiver.received) >= 1)  # the first attempt: a 500
     service.close()  # a restart between the failures and the success
 
@@ -281,7 +281,7 @@ def test_an_exhausted_schedule_disables_the_webhook(make_service, bearer):
         key = bearer(service.keys.create("hooks", "unlimited").plaintext)
         with create_app(service=service).test_client() as client:
             made = create(client, key, q="drone", webhook_url=receiver.url)
-            service.feed.save([story("Drone again")])
+            service.feed.archive.save([story("Drone again")])
             push_until(service, lambda: len(receiver.received) >= 2)
             shown = client.get(f"/searches/{made['id']}", headers=key).json()
             assert shown["webhook_status"] == "disabled"
@@ -324,10 +324,10 @@ def test_paused_searches_and_older_articles_do_not_match(make_service):
     service = make_service()
     key = service.keys.create("m", "unlimited").record
     assert service.searches is not None and service.pusher is not None
-    service.feed.save([story("Drone old")])
+    service.feed.archive.save([story("Drone old")])
     live = service.searches.create(key, {"name": "live", "q": "drone"}).search
     paused = service.searches.create(key, {"name": "p", "q": "drone", "paused": True}).search
-    service.feed.save([story("Drone new"), story("Nothing here")])
+    service.feed.archive.save([story("Drone new"), story("Nothing here")])
     push_until(service, lambda: service.store.newest_match_id() > 0)
     assert [row[1:] for row in service.store.matches_after(paused.id, 0, 10)] == []
     titles = [json.loads(row[2])["title"] for row in service.store.matches_after(live.id, 0, 10)]

@@ -21,12 +21,12 @@ from conftest import LiveServer
 from test_contract_bodies import _validator
 
 from edge.app import create_app
-from newsagg.feed import HANDOVER_GRACE_SECONDS
 from newsagg.provider_health import ProviderHealth, SharedHealth
 from newsagg.request import FeedRequest
 from newsagg.service import Service
 from newsagg.settings import SettingsError
 from newsagg.shared import RedisLink
+from newsagg.shared_flight import HANDOVER_GRACE_SECONDS
 from providers.base import UpstreamError
 from simulator import Fault, Simulator
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from providers.text import canonical_url, parse_timestamp
-from simulator import Fault, Simulator
+from simulator import Fault, Simulator, data
 
 NEWSAPI_KEY = {"X-Api-Key": "demo-newsapi-key"}
 GUARDIAN_KEY = {"api-key": "demo-guardian-key"}
@@ -618,6 +618,30 @@ def test_guardian_dates_take_timestamps(simulator):
     ).json()["response"]["results"]
     assert {r["id"] for r in newer} | {r["id"] for r in older} == {r["id"] for r in results}
     assert newer and older and not {r["id"] for r in newer} & {r["id"] for r in older}
+
+
+@pytest.mark.parametrize(
+    "bound",
+    ["{:%Y-%m-%dT%H:%M:%SZ}", "{:%Y-%m-%dT%H:%M:%S.000Z}", "{:%Y-%m-%dt%H:%M:%S}", "{:%Y-%m-%d}"],
+)
+def test_guardian_dates_take_every_iso_form(simulator, bound):
+    """The simulator reads time bounds itself (it imports nothing of providers/): `Z`,
+    fractions, no offset (UTC), either case, a bare date (its whole day)."""
+    results = _guardian(simulator, **{"page-size": 200}).json()["response"]["results"]
+    newest = max(parse_timestamp(r["webPublicationDate"]) for r in results)
+    upto = _guardian(simulator, **{"page-size": 200, "to-date": bound.format(newest)})
+    assert upto.status_code == 200
+    assert len(upto.json()["response"]["results"]) == len(results)
+
+
+def test_relayed_stories_are_filed_by_the_documented_section_table(simulator):
+    """The simulator's section table is its own (PRODUCT.md's), not the client's: the two
+    must agree, and NewsAPI files each relayed Guardian story under its section's category."""
+    from providers.guardian import SECTION_CATEGORY
+
+    assert data.SECTION_CATEGORIES == SECTION_CATEGORY
+    assert data.section_category("politics") == "general"
+    assert all(data.section_category(data.SECTIONS[c]) == c for c in data.SECTIONS)
 
 
 def test_hackernews_numeric_filters_and_pages_slice_newest_first(simulator):

@@ -50,7 +50,7 @@ class Serving:
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "newsagg.cli", "serve"),
+                    *(sys.executable, "-m", "edge.cli", "serve"),  # the console script
                     *("--workers", str(workers), "--port", str(port)),
                 ],
                 env={

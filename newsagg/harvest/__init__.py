@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from newsagg.archive_writer import ArchiveWriter
 from newsagg.budget import SPENT, Budgets
-from newsagg.feed import FeedItem
 from newsagg.harvest.leadership import RETRY_SECONDS, Leadership, LeadingThread
 from newsagg.harvest.schedule import (
     Pace,
@@ -42,7 +42,6 @@ from newsagg.store import Store
 from newsagg.store.base import HarvestState
 from providers.base import (
     CATEGORIES,
-    Article,
     Harvestable,
     HarvestCursor,
     HarvestPage,
@@ -61,8 +60,6 @@ OVERLAP_SECONDS = 600
 MAX_PAGES = 50  # a sweep ends after this many pages, whatever is left
 # A budget refusal this short (the Guardian's 1/second) is waited out within the sweep.
 SHORT_WAIT_SECONDS = 2.0
-
-Save = Callable[[Sequence[Article]], tuple[FeedItem, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +101,7 @@ class Harvester:
         providers: Sequence[Harvestable],
         store: Store,
         budgets: Budgets,
-        save: Save,
+        archive: ArchiveWriter,
         metrics: Metrics,
         view: HarvestView,
         paces: Mapping[str, Pace],
@@ -121,7 +118,7 @@ class Harvester:
         self._providers = list(providers)
         self._store = store
         self._budgets = budgets
-        self._save = save
+        self._archive = archive
         self._metrics = metrics
         self._paces = paces
         self._timeout = timeout
@@ -315,7 +312,7 @@ class Harvester:
         page = provider.harvest_page(since, cursor, self._timeout, pay, category)
         if page.articles:
             before = self._store.newest_article_id()
-            items = self._save(page.articles)
+            items = self._archive.save(page.articles)
             sweep.added += sum(1 for item in items if item.id > before)
             newest = max(round(a.published_at.timestamp() * 1e6) for a in page.articles)
             sweep.newest_us = max(sweep.newest_us or newest, newest)

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from newsagg.feed import archived_json
+from newsagg.articles import archived_json
 from newsagg.metrics import Metrics
 from newsagg.push.searches import event_body, new_message_id
 from newsagg.query.matching import fields_of, matches_fields

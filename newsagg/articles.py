@@ -1,0 +1,60 @@
+"""An article's public JSON, as GET /articles, the feeds, the event streams and webhooks
+show it: written once when the article is saved, then reused as bytes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from datetime import datetime
+from typing import Any
+
+from providers.base import Article
+
+ARTICLE_FIELDS = tuple(f.name for f in dataclass_fields(Article))
+
+
+def article_fields(article: Article) -> dict[str, Any]:
+    """The public JSON shape of an article, without its id."""
+    return {
+        "title": article.title,
+        "description": article.description,
+        "url": article.url,
+        "source": article.source,
+        "publisher": article.publisher,
+        "author": article.author,
+        "image_url": article.image_url,
+        "category": article.category,
+        "published_at": article.published_at.isoformat(),
+    }
+
+
+def archived_json(article_id: int, data: str) -> bytes:
+    """An archive row's public JSON (as GET /articles shows it): the id put before the
+    fields saved with it, without parsing them."""
+    return b'{"id":%d,' % article_id + data[1:].encode()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    id: int
+    article: Article
+    json: bytes  # the public JSON, serialised once when fetched: cache hits reuse it
+
+    @classmethod
+    def of(cls, article_id: int, article: Article) -> FeedItem:
+        fields = {"id": article_id, **article_fields(article)}
+        return cls(article_id, article, json.dumps(fields, separators=(",", ":")).encode())
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FeedItem:
+        """The item whose public JSON is `data` (as read back from Redis), kept as it is."""
+        fields = json.loads(data)
+        values = {name: fields[name] for name in ARTICLE_FIELDS}
+        values["published_at"] = datetime.fromisoformat(fields["published_at"])
+        return cls(fields["id"], Article(**values), data)
+
+    @classmethod
+    def archived(cls, article_id: int, data: str) -> FeedItem:
+        """The item of an archive row: its id and the public JSON saved with it."""
+        return cls.from_json(archived_json(article_id, data))
