@@ -45,7 +45,15 @@ sys.path.insert(0, str(ROOT))
 
 from newsagg.query.syntax import parse  # noqa: E402
 from newsagg.query.tokens import index_text, tokens  # noqa: E402
-from newsagg.store.archive import ArchiveQuery, search_sql  # noqa: E402
+from newsagg.store.archive import ArchiveQuery  # noqa: E402
+from newsagg.store.archive_sql import (  # noqa: E402
+    best_scored_sql,
+    collect_sql,
+    dated_window_sql,
+    fts5_window_sql,
+    newest_sql,
+    ranked_sql,
+)
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 DAYS = 90
@@ -196,21 +204,26 @@ class Sqlite(Backend):
         self.store.migrate()
 
     def finish_load(self) -> None:
-        db = self.store._connection()
+        db = self.store.db.connection()
         with db:
             db.execute("INSERT INTO articles_fts(articles_fts) VALUES ('optimize')")
         db.execute("ANALYZE")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def explain(self, query: ArchiveQuery) -> str:
-        from newsagg.store.archive import MAX_WINDOW, RANKED_WINDOW
+        from newsagg.store.archive import MAX_WINDOW
+        from newsagg.store.relevance import RANKED_WINDOW
 
         plans = []
+        ranked = query.match is not None and query.sort == "relevance"
         if query.match is not None:  # the store's largest try, then its fallback
-            window = MAX_WINDOW if query.sort == "published" else RANKED_WINDOW
-            plans.append((f"window {window}:", search_sql(query, "sqlite", window)))
-        plans.append(("every match:", search_sql(query, "sqlite")))
-        db, out = self.store._connection(), []
+            if ranked:
+                plans.append((f"window {RANKED_WINDOW}:", best_scored_sql(query, RANKED_WINDOW)))
+            else:
+                plans.append((f"window {MAX_WINDOW}:", fts5_window_sql(query, MAX_WINDOW)))
+        every = ranked_sql(query, "sqlite") if ranked else newest_sql(query, "sqlite")
+        plans.append(("every match:", every))
+        db, out = self.store.db.connection(), []
         for label, (sql, params) in plans:
             rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
             out.append(label + " " + "; ".join(row[-1] for row in rows))
@@ -314,10 +327,12 @@ class Postgres(Backend):
         plans = []
         if query.match is not None and query.sort == "published":  # the store's tries
             window = PG_FIRST_WINDOW
-            plans.append((f"window {window}:", search_sql(query, "postgres", window)))
-            plans.append(("every match:", search_sql(query, "postgres", collect=True)))
+            plans.append((f"window {window}:", dated_window_sql(query, window)))
+            plans.append(("every match:", collect_sql(query)))
+        elif query.match is not None:
+            plans.append(("", ranked_sql(query, "postgres")))
         else:
-            plans.append(("", search_sql(query, "postgres")))
+            plans.append(("", newest_sql(query, "postgres")))
         out = []
         for label, (sql, params) in plans:
             rows = self._run(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params=tuple(params))

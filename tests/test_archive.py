@@ -415,8 +415,8 @@ def test_relevance_ranks_within_the_newest_window_that_holds_enough_matches(
     the newest articles: small windows here make each way run (a window holding enough, a
     larger one, every match). Pages keep the first page's horizon."""
     store, saved = archive
-    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_WINDOWS", (20, 60))
-    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_MATCHES", 6)
+    monkeypatch.setattr("newsagg.store.relevance.RELEVANCE_WINDOWS", (20, 60))
+    monkeypatch.setattr("newsagg.store.relevance.RELEVANCE_MATCHES", 6)
     query = ArchiveQuery(match=parse(q), sort="relevance", limit=4, **filters)  # type: ignore[arg-type]
     ids = walk(store, query)
     assert len(ids) == len(set(ids))
@@ -431,8 +431,8 @@ def test_a_ranking_keeps_its_horizon_while_articles_arrive(pg_admin_url, monkeyp
     what joins is only the newcomers. On PostgreSQL, whose ts_rank scores each article on its
     own; SQLite's bm25 weighs words by the whole archive, so its scores move a little with
     every arrival (README: the archive)."""
-    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_WINDOWS", (40,))
-    monkeypatch.setattr("newsagg.store.archive.RELEVANCE_MATCHES", 5)
+    monkeypatch.setattr("newsagg.store.relevance.RELEVANCE_WINDOWS", (40,))
+    monkeypatch.setattr("newsagg.store.relevance.RELEVANCE_MATCHES", 5)
     rows = corpus(120)
     late = [
         (

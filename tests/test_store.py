@@ -34,7 +34,17 @@ from newsagg.keys import KeyRing, digest
 from newsagg.request import FeedRequest
 from newsagg.service import Service
 from newsagg.settings import Settings, SettingsError
-from newsagg.store import DuplicateDigest, Store, open_store, postgres
+from newsagg.store import (
+    ArchiveStore,
+    DuplicateDigest,
+    KeyStore,
+    LeaseStore,
+    LedgerStore,
+    PushStore,
+    Store,
+    open_store,
+    postgres,
+)
 from newsagg.store.migrations import MIGRATIONS, Migration
 from newsagg.store.postgres import PostgresStore
 from newsagg.store.sqlite import SqliteStore
@@ -380,6 +390,23 @@ def test_db_status_and_migrate_commands(backend_settings):
     assert _cli(backend_settings, "db", "status").stdout == f"schema version {latest}\n"
     again = _cli(backend_settings, "db", "migrate")
     assert again.stdout == f"nothing to apply; schema version {latest}\n"
+
+
+# -- the store's shape --------------------------------------------------------------------
+
+
+def test_the_store_is_the_sum_of_its_concerns_and_each_engine_implements_all():
+    """A consumer names the narrow protocol it needs: every method is in exactly one
+    concern, and both engines implement every one (the repositories over their dialect)."""
+    concerns = (KeyStore, LedgerStore, ArchiveStore, PushStore, LeaseStore)
+    assert all(concern in Store.__mro__ for concern in concerns)
+    declared = [name for concern in concerns for name in vars(concern) if name[0] != "_"]
+    assert len(declared) == len(set(declared))
+    own = [name for name in vars(Store) if name[0] != "_"]
+    assert own == ["migrate", "schema_version", "close"]
+    for engine in (SqliteStore, PostgresStore):
+        missing = [name for name in (*declared, *own) if not callable(getattr(engine, name, None))]
+        assert not missing, (engine.__name__, missing)
 
 
 # -- PostgreSQL down ---------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Persistence: stable article ids, API keys and the service's own secrets.
+"""Persistence: API keys, rate-limit windows and budgets, the archive, saved searches and
+their push, the harvester's records, and the service's own secrets.
 
 SQLite (one file, the embedded default) or PostgreSQL (`NEWSAGG_DATABASE_URL`, shared by
-every instance); both implement `Store` over the same logical schema (store.migrations).
+every instance); both implement `Store` over the same logical schema (store.migrations),
+a repository per concern over one dialect (store.dialect). A consumer names the narrow
+protocol it needs (`KeyStore`, `LedgerStore`, `ArchiveStore`, `PushStore`, `LeaseStore`).
 """
 
 from __future__ import annotations
@@ -10,18 +13,39 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from newsagg.store.base import DuplicateDigest, KeyRecord, Store
+from newsagg.store.base import (
+    ArchiveStore,
+    Backend,
+    KeyStore,
+    LeaseStore,
+    LedgerStore,
+    PushStore,
+    Store,
+)
+from newsagg.store.keys import DuplicateDigest, KeyRecord
 from newsagg.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from newsagg.settings import Settings
 
-__all__ = ["DuplicateDigest", "KeyRecord", "Store", "open_store", "without_blocking"]
+__all__ = [
+    "ArchiveStore",
+    "Backend",
+    "DuplicateDigest",
+    "KeyRecord",
+    "KeyStore",
+    "LeaseStore",
+    "LedgerStore",
+    "PushStore",
+    "Store",
+    "open_store",
+    "without_blocking",
+]
 
 T = TypeVar("T")
 
 
-async def without_blocking(store: Store, call: Callable[..., T], *args: Any) -> T:
+async def without_blocking(store: Backend, call: Callable[..., T], *args: Any) -> T:
     """`call(*args)`, a call into `store`, made so that the event loop goes on meanwhile:
     on a worker thread when the store waits on the network, inline for a local file."""
     if store.waits_on_network:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,32 +30,26 @@ from newsagg.settings import SettingsError
 from newsagg.store.archive import (
     COLUMNS,
     PG_FIRST_WINDOW,
+    Archive,
     ArchivedRow,
     ArchiveQuery,
     column_values,
     next_window,
-    ranked_search,
-    search_sql,
     upsert_set,
 )
-from newsagg.store.base import (
-    KEY_COLUMNS,
-    ArchivePruning,
-    BudgetCheck,
-    BudgetVerdict,
-    DuplicateDigest,
-    HarvestRecords,
-    KeyLookups,
-    KeyRecord,
-    Rows,
-    Window,
-    count_budget,
-    key_record,
-    lease_sql,
-    take_budget,
+from newsagg.store.archive_sql import collect_sql, dated_window_sql, newest_sql
+from newsagg.store.keys import Keys
+from newsagg.store.leases import Leases
+from newsagg.store.ledger import Ledger
+from newsagg.store.migrations import (
+    CURRENT_VERSION,
+    DIALECTS,
+    MIGRATIONS,
+    Migration,
+    apply_pending,
 )
-from newsagg.store.migrations import CURRENT_VERSION, MIGRATIONS, Migration, apply_pending
-from newsagg.store.push import PushRecords
+from newsagg.store.push import Push
+from newsagg.store.relevance import ranked_search
 
 log = logging.getLogger(__name__)
 
@@ -75,41 +68,23 @@ POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
 MIGRATION_LOCK = 7_265_320_341
 ARTICLES_LOCK = 7_265_320_342  # save_articles, likewise
-# Likewise for the per-key locks of rate-limit windows: (this class, key id) in the
-# two-number lock space, which does not overlap the one-number space above.
-WINDOW_LOCK_CLASS = 72_653
-# And for the per-provider locks of upstream budgets: (this class, a number per provider).
-BUDGET_LOCK_CLASS = 72_654
-# The database server's clock in microseconds: one clock for every instance.
-NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-
-
-def _rows(db: psycopg.Connection) -> Rows:
-    """Run one statement on `db`: its rows, or none for a statement that returns none."""
-
-    def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        cursor = db.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-    return run
 
 
 class _LostConnection(Unavailable):
     """The server closed the connection in hand; another connection may be sound."""
 
 
-class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
-    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    PARAM = "%s"
-    waits_on_network = True
+class PostgresDialect:
+    param = DIALECTS["postgres"]["param"]
+    now = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"  # the server's clock
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(self, url: str) -> None:
         try:
             conninfo.conninfo_to_dict(url)
         except psycopg.ProgrammingError:
             # The parser's message may quote the URL, password included.
             raise SettingsError("NEWSAGG_DATABASE_URL is not a valid PostgreSQL URL") from None
-        self._migrations = migrations
         self._failing_until = 0.0  # monotonic time; a plain float, read and set atomically
         self._pool = ConnectionPool(
             url,
@@ -126,7 +101,7 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
         )
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection]:
+    def transaction(self) -> Iterator[psycopg.Connection]:
         """A pooled connection for one transaction: committed, or rolled back on an error."""
         if time.monotonic() < self._failing_until:
             raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
@@ -149,7 +124,7 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
             log.warning("PostgreSQL unavailable (%s)", type(exc).__name__)
             raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS) from None
 
-    def _read(
+    def read(
         self, sql: str, params: Sequence[Any] = (), *, prepare: bool | None = None
     ) -> list[tuple[Any, ...]]:
         """The rows of one read-only statement, in one round trip. `prepare=False` for a
@@ -157,7 +132,7 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
         its 5th run, and PostgreSQL may then keep one generic plan for every value)."""
         for _attempt in range(POOL_SIZE + 1):
             try:
-                with self._transaction() as db:
+                with self.transaction() as db:
                     db.autocommit = True  # one statement: no BEGIN and COMMIT around it
                     try:
                         return db.execute(sql, params, prepare=prepare).fetchall()
@@ -167,13 +142,36 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
                 continue  # the pool drops that connection; the next one may be sound
         raise Unavailable(UNREACHABLE, retry_after_seconds=RETRY_AFTER_SECONDS)
 
+    def take_turns(self, db: psycopg.Connection, lock: tuple[int, int] | None) -> None:
+        if lock is not None:  # held until commit
+            db.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
+
+    def is_unique_violation(self, error: Exception, column: str) -> bool:
+        # The constraint a column's UNIQUE makes is named "table_column_key".
+        return (
+            isinstance(error, errors.UniqueViolation)
+            and error.diag.constraint_name == column.replace(".", "_") + "_key"
+        )
+
     def close(self) -> None:
         self._pool.close()
+
+
+class PostgresStore(Keys, Ledger, Archive, Push, Leases):
+    waits_on_network = True
+    db: PostgresDialect
+
+    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        super().__init__(PostgresDialect(url))
+        self._migrations = migrations
+
+    def close(self) -> None:
+        self.db.close()
 
     # -- schema ----------------------------------------------------------------------
 
     def migrate(self) -> list[Migration]:
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             # A migration, or the wait for another instance's, may take its time.
             db.execute("SET LOCAL statement_timeout = 0")
             # Held until commit: instances starting together migrate one after the other.
@@ -181,21 +179,9 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
             return apply_pending(db.execute, "postgres", self._migrations)
 
     def schema_version(self) -> int:
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             exists = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
             return db.execute(CURRENT_VERSION).fetchone()[0] if exists[0] else 0
-
-    # -- service secrets -------------------------------------------------------------
-
-    def secret(self, name: str, make: Callable[[], str]) -> str:
-        with self._transaction() as db:
-            # A concurrent first insert makes this one wait, then do nothing; the SELECT,
-            # a new statement, sees the winner's value (READ COMMITTED).
-            db.execute(
-                "INSERT INTO meta(name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, make()),
-            )
-            return db.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()[0]
 
     # -- articles --------------------------------------------------------------------
 
@@ -208,7 +194,7 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
         # stable: a url given twice is applied in the caller's order.
         ordered = sorted(batch, key=lambda item: item[0])
         ids: dict[str, int] = {}
-        with self._transaction() as db, db.cursor() as cursor:
+        with self.db.transaction() as db, db.cursor() as cursor:
             # One saver at a time, until commit: ids are then committed in the order they
             # were drawn, so the push matcher, reading ids above its watermark, never
             # passes one that a slower transaction commits later.
@@ -217,7 +203,7 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
                 f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
                 " search, added_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " setweight(to_tsvector('simple', %s), 'A')"
-                f" || setweight(to_tsvector('simple', %s), 'B'), {NOW_US}) "
+                f" || setweight(to_tsvector('simple', %s), 'B'), {self.db.now}) "
                 f"ON CONFLICT (url) DO UPDATE SET {upsert_set(('search',))} "
                 "WHERE excluded.rank <= articles.rank RETURNING id",
                 [
@@ -246,148 +232,25 @@ class PostgresStore(KeyLookups, HarvestRecords, PushRecords, ArchivePruning):
                 ids.update(cursor.fetchall())
         return [ids[url] for url, _rank, _data in batch]
 
-    def article(self, article_id: int) -> dict[str, Any] | None:
-        rows = self._read("SELECT data FROM articles WHERE id = %s", (article_id,))
-        return json.loads(rows[0][0]) if rows else None
-
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         def read(sql: str, params: list[object]) -> list[tuple[Any, ...]]:
             # Unprepared: the values decide the plan (a 30 % word or a rare one, a 7-day
             # window or none); a generic plan for a 30 % word in a window collected every
             # match and sorted them (10x slower). Planning each time costs ~1 ms.
-            return self._read(sql, params, prepare=False)
+            return self.db.read(sql, params, prepare=False)
 
         if query.match is not None and query.sort == "relevance":
             return ranked_search(query, "postgres", read)
-        collect = False
-        if query.match is not None:
-            # Newest first, as on SQLite: a frequent word fills its page from the newest
-            # few thousand articles that pass the other filters; when they do not, a window
-            # sized from what they held, then (the matches are few) collect them from the
-            # GIN index and sort them.
-            collect = True
-            window: int | None = PG_FIRST_WINDOW
-            while window is not None:
-                rows = read(*search_sql(query, "postgres", window))
-                if len(rows) == query.limit:
-                    return [ArchivedRow(*row) for row in rows]
-                window = next_window(query.limit, window, len(rows))
-        return [ArchivedRow(*row) for row in read(*search_sql(query, "postgres", collect=collect))]
-
-    # -- API keys --------------------------------------------------------------------
-
-    def add_key(
-        self, *, name: str, tier: str, admin: bool, prefix: str, digest: str, created_at: str
-    ) -> KeyRecord:
-        try:
-            with self._transaction() as db:
-                row = db.execute(
-                    "INSERT INTO api_keys(name, tier, admin, prefix, digest, created_at) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {KEY_COLUMNS}",
-                    (name, tier, admin, prefix, digest, created_at),
-                ).fetchone()
-        except errors.UniqueViolation:  # digest is the one UNIQUE column a caller supplies
-            raise DuplicateDigest from None
-        return key_record(row)
-
-    def revoke_key(self, key_id: int, revoked_at: str) -> bool:
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (revoked_at, key_id),
-            )
-            return cursor.rowcount == 1
-
-    # -- rate-limit windows ----------------------------------------------------------
-    # Shared by every instance. A transaction-scoped lock per key makes count-then-insert
-    # atomic (two instances counting 99 at once would both insert otherwise).
-
-    def _window(self, db: psycopg.Connection, key_id: int, window_us: int) -> Window:
-        count, oldest, now_us = db.execute(
-            f"SELECT COUNT(*), MIN(at_us), {NOW_US} FROM rate_limit_hits"
-            f" WHERE key_id = %s AND at_us > {NOW_US} - %s",
-            (key_id, window_us),
-        ).fetchone()
-        return Window(count, None if oldest is None else oldest / 1e6, now_us / 1e6)
-
-    def window_hit(self, key_id: int, limit: int, window_seconds: float) -> Window:
-        window_us = int(window_seconds * 1e6)
-        with self._transaction() as db:
-            db.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)",
-                (WINDOW_LOCK_CLASS, key_id % 2**31),  # keys sharing a number just take turns
-            )
-            db.execute(
-                f"DELETE FROM rate_limit_hits WHERE key_id = %s AND at_us <= {NOW_US} - %s",
-                (key_id, window_us),
-            )
-            window = self._window(db, key_id, window_us)
-            if window.count >= limit:
-                return window
-            (entry,) = db.execute(
-                "INSERT INTO rate_limit_hits(key_id, at_us) VALUES (%s, %s) RETURNING id",
-                (key_id, int(window.now * 1e6)),
-            ).fetchone()
-            oldest = window.now if window.oldest is None else window.oldest
-            return Window(window.count + 1, oldest, window.now, str(entry))
-
-    def window_peek(self, key_id: int, window_seconds: float) -> Window:
-        with self._transaction() as db:
-            return self._window(db, key_id, int(window_seconds * 1e6))
-
-    def window_refund(self, key_id: int, entry: str, window_seconds: float) -> Window:
-        with self._transaction() as db:
-            db.execute(
-                "DELETE FROM rate_limit_hits WHERE id = %s AND key_id = %s", (int(entry), key_id)
-            )
-            return self._window(db, key_id, int(window_seconds * 1e6))
-
-    # -- upstream budgets --------------------------------------------------------------
-    # The ledger of upstream calls (newsagg.budget), shared by every instance, on the
-    # server's clock. A transaction-scoped lock per provider makes count-then-insert
-    # atomic, so instances never overspend an upstream's quota together.
-
-    def budget_take(
-        self,
-        provider: str,
-        purpose: str,
-        key_id: int | None,
-        checks: Sequence[BudgetCheck],
-        now_us: int | None = None,
-    ) -> BudgetVerdict:
-        with self._transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (BUDGET_LOCK_CLASS, _lock(provider)))
-            # Read after the lock: the previous holder's call is committed and counted.
-            now = db.execute(f"SELECT {NOW_US}").fetchone()[0] if now_us is None else now_us
-            return take_budget(_rows(db), "%s", provider, purpose, key_id, checks, now)
-
-    def budget_peek(
-        self,
-        provider: str,
-        purpose: str,
-        key_id: int | None,
-        checks: Sequence[BudgetCheck],
-        now_us: int | None = None,
-    ) -> BudgetVerdict:
-        with self._transaction() as db:
-            now = db.execute(f"SELECT {NOW_US}").fetchone()[0] if now_us is None else now_us
-            return count_budget(_rows(db), "%s", provider, purpose, key_id, checks, now)
-
-    # -- harvest -----------------------------------------------------------------------
-    # The harvester's state and its lease (newsagg.harvest), the lease on the server's
-    # clock: the upsert locks the lease row, so two instances never both get it.
-
-    def lease_take(self, name: str, holder: str, seconds: float) -> bool:
-        with self._transaction() as db:
-            row = db.execute(
-                lease_sql("%s", NOW_US), (name, holder, round(seconds * 1e6))
-            ).fetchone()
-            return row is not None
-
-    def newest_article_id(self) -> int:
-        return self._read("SELECT COALESCE(MAX(id), 0) FROM articles")[0][0]
-
-
-def _lock(provider: str) -> int:
-    """The second number of a provider's budget lock: the same in every instance."""
-    return zlib.crc32(provider.encode()) % 2**31
+        if query.match is None:
+            return [ArchivedRow(*row) for row in read(*newest_sql(query, "postgres"))]
+        # Newest first, as on SQLite: a frequent word fills its page from the newest few
+        # thousand articles that pass the other filters; when they do not, a window sized
+        # from what they held, then (the matches are few) collect them from the GIN index
+        # and sort them.
+        window: int | None = PG_FIRST_WINDOW
+        while window is not None:
+            rows = read(*dated_window_sql(query, window))
+            if len(rows) == query.limit:
+                return [ArchivedRow(*row) for row in rows]
+            window = next_window(query.limit, window, len(rows))
+        return [ArchivedRow(*row) for row in read(*collect_sql(query))]

@@ -1,16 +1,17 @@
-"""Saved searches, their matches and their webhook deliveries, as both backends store them.
+"""Saved searches, their matches and their webhook deliveries (newsagg.push).
 
-Written once for SQLite and PostgreSQL (each supplies `_read`, `_transaction` and its
-placeholder), like `KeyLookups`. Times are microseconds since the epoch, given by the
-caller, so that the core's clock decides (and tests can set it).
+Times are microseconds since the epoch, given by the caller, so that the core's clock
+decides (and tests can set it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from newsagg.store.archive import NEWEST_ARTICLE_ID
+from newsagg.store.dialect import Connection, Repository
 
 SEARCH_FIELDS = (
     "id",
@@ -136,31 +137,20 @@ class DeliveryRecord:
     attempts: tuple[AttemptRecord, ...]  # oldest first
 
 
-class PushRecords:
-    PARAM: str
-    # PostgreSQL: claimers running at once pass over each other's rows instead of all
-    # picking the same ones (SQLite has one writer at a time anyway).
-    SKIP_LOCKED = ""
-
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def _transaction(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
+class Push(Repository):
     # -- searches --------------------------------------------------------------------
 
     def search_add(self, values: Mapping[str, Any], cap: int) -> SearchRecord | None:
         """Store a new search of `values["key_id"]` unless its owner holds `cap` already
         (None then). Its `after_id` is the newest article id now."""
-        p = self.PARAM
+        p = self.db.param
         names = [name for name in SEARCH_FIELDS if name not in ("id", "after_id")]
         params = tuple(_stored(name, values.get(name)) for name in names)
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             rows = db.execute(
                 f"INSERT INTO searches({', '.join(names)}, after_id)"
                 f" SELECT {', '.join([p] * len(names))},"
-                " (SELECT COALESCE(MAX(id), 0) FROM articles)"
+                f" ({NEWEST_ARTICLE_ID})"
                 f" WHERE (SELECT COUNT(*) FROM searches WHERE key_id = {p}) < {p}"
                 f" RETURNING {SEARCH_COLUMNS}",
                 (*params, values["key_id"], cap),
@@ -168,24 +158,26 @@ class PushRecords:
         return _search(rows[0]) if rows else None
 
     def search_get(self, search_id: int) -> SearchRecord | None:
-        rows = self._read(
-            f"SELECT {SEARCH_COLUMNS} FROM searches WHERE id = {self.PARAM}", (search_id,)
+        rows = self.db.read(
+            f"SELECT {SEARCH_COLUMNS} FROM searches WHERE id = {self.db.param}", (search_id,)
         )
         return _search(rows[0]) if rows else None
 
     def searches_of(self, key_id: int | None) -> list[SearchRecord]:
         """A key's searches (every search for None), oldest first."""
-        where, params = ("", ()) if key_id is None else (f" WHERE key_id = {self.PARAM}", (key_id,))
-        rows = self._read(f"SELECT {SEARCH_COLUMNS} FROM searches{where} ORDER BY id", params)
+        where, params = (
+            ("", ()) if key_id is None else (f" WHERE key_id = {self.db.param}", (key_id,))
+        )
+        rows = self.db.read(f"SELECT {SEARCH_COLUMNS} FROM searches{where} ORDER BY id", params)
         return [_search(row) for row in rows]
 
     def search_update(self, search_id: int, changes: Mapping[str, Any]) -> SearchRecord | None:
-        p = self.PARAM
+        p = self.db.param
         unknown = set(changes) - UPDATABLE
         if unknown or not changes:
             raise ValueError(f"not updatable: {sorted(unknown) or 'nothing given'}")
         assignments = ", ".join(f"{name} = {p}" for name in changes)
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             rows = db.execute(
                 f"UPDATE searches SET {assignments} WHERE id = {p} RETURNING {SEARCH_COLUMNS}",
                 (*(_stored(name, value) for name, value in changes.items()), search_id),
@@ -193,8 +185,8 @@ class PushRecords:
         return _search(rows[0]) if rows else None
 
     def search_delete(self, search_id: int) -> bool:
-        p = self.PARAM
-        with self._transaction() as db:
+        p = self.db.param
+        with self.db.transaction() as db:
             db.execute(
                 "DELETE FROM webhook_attempts WHERE delivery_id IN"
                 f" (SELECT id FROM webhook_deliveries WHERE search_id = {p})",
@@ -207,7 +199,7 @@ class PushRecords:
     def active_searches(self) -> list[SearchRecord]:
         """The searches that match: not paused, of a key that is not revoked."""
         columns = ", ".join(f"s.{name}" for name in SEARCH_FIELDS)
-        rows = self._read(
+        rows = self.db.read(
             f"SELECT {columns} FROM searches s JOIN api_keys k ON k.id = s.key_id"
             " WHERE k.revoked_at IS NULL AND s.paused = FALSE ORDER BY s.id"
         )
@@ -217,13 +209,13 @@ class PushRecords:
 
     def push_watermark(self) -> int | None:
         """The newest article id the matcher has looked at; None before its first run."""
-        rows = self._read(f"SELECT value FROM meta WHERE name = {self.PARAM}", (WATERMARK,))
+        rows = self.db.read(f"SELECT value FROM meta WHERE name = {self.db.param}", (WATERMARK,))
         return int(rows[0][0]) if rows else None
 
     def articles_after(self, article_id: int, limit: int) -> list[NewArticle]:
         """The archived articles with an id above `article_id`, in id (arrival) order."""
-        p = self.PARAM
-        rows = self._read(
+        p = self.db.param
+        rows = self.db.read(
             "SELECT id, data, title, description, category, source FROM articles"
             f" WHERE id > {p} ORDER BY id LIMIT {p}",
             (article_id, limit),
@@ -241,8 +233,8 @@ class PushRecords:
         """Store (search id, article id) matches and their deliveries and move the watermark
         from `seen_up_to` to `now_seen_up_to`, all or nothing; False (nothing stored) when
         the watermark is no longer `seen_up_to` (another matcher got there first)."""
-        p = self.PARAM
-        with self._transaction() as db:
+        p = self.db.param
+        with self.db.transaction() as db:
             if seen_up_to is None:
                 moved = db.execute(
                     f"INSERT INTO meta(name, value) VALUES ({p}, {p})"
@@ -271,8 +263,8 @@ class PushRecords:
     ) -> list[tuple[int, int, str]]:
         """(match id, article id, article JSON without id) of a search's matches after
         `match_id`, oldest first; a match whose article was pruned is skipped."""
-        p = self.PARAM
-        return self._read(
+        p = self.db.param
+        return self.db.read(
             "SELECT m.id, a.id, a.data FROM search_matches m JOIN articles a"
             f" ON a.id = m.article_id WHERE m.search_id = {p} AND m.id > {p}"
             f" ORDER BY m.id LIMIT {p}",
@@ -281,19 +273,19 @@ class PushRecords:
 
     def matched_searches_after(self, match_id: int, limit: int) -> list[tuple[int, int]]:
         """(match id, search id) of every match after `match_id`, oldest first."""
-        p = self.PARAM
-        return self._read(
+        p = self.db.param
+        return self.db.read(
             f"SELECT id, search_id FROM search_matches WHERE id > {p} ORDER BY id LIMIT {p}",
             (match_id, limit),
         )
 
     def newest_match_id(self) -> int:
-        return self._read("SELECT COALESCE(MAX(id), 0) FROM search_matches")[0][0]
+        return self.db.read("SELECT COALESCE(MAX(id), 0) FROM search_matches")[0][0]
 
     # -- webhook deliveries ----------------------------------------------------------
 
-    def _add_delivery(self, db: Any, draft: DeliveryDraft, now_us: int) -> int:
-        p = self.PARAM
+    def _add_delivery(self, db: Connection, draft: DeliveryDraft, now_us: int) -> int:
+        p = self.db.param
         return db.execute(
             "INSERT INTO webhook_deliveries(msg_id, search_id, kind, body, article_count,"
             f" created_us, status, attempts, next_us) VALUES ({p}, {p}, {p}, {p}, {p}, {p},"
@@ -311,7 +303,7 @@ class PushRecords:
 
     def delivery_add(self, draft: DeliveryDraft, now_us: int) -> DeliveryRecord:
         """Queue a delivery, due now; as stored."""
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             delivery_id = self._add_delivery(db, draft, now_us)
         return DeliveryRecord(
             delivery_id,
@@ -327,16 +319,16 @@ class PushRecords:
     def deliveries_claim(self, now_us: int, hold_us: int, limit: int) -> list[DueDelivery]:
         """Claim up to `limit` due deliveries for `hold_us` (no other claim takes them
         meanwhile, on any instance), oldest due first."""
-        p = self.PARAM
+        p = self.db.param
         claimable = f"(claimed_until_us IS NULL OR claimed_until_us <= {p})"
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             # The claim is re-checked on the row itself (PostgreSQL re-evaluates the outer
             # WHERE on a row another transaction just updated): two claimers never share one.
             claimed = db.execute(
                 f"UPDATE webhook_deliveries SET claimed_until_us = {p} WHERE {claimable}"
                 " AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
                 f" AND next_us <= {p} AND {claimable} ORDER BY next_us, id LIMIT {p}"
-                f"{self.SKIP_LOCKED})"
+                f"{self.db.skip_locked})"
                 " RETURNING id",
                 (now_us + hold_us, now_us, now_us, now_us, limit),
             ).fetchall()
@@ -362,8 +354,8 @@ class PushRecords:
     def deliveries_attempted(self, outcomes: Sequence[Outcome]) -> None:
         """Record attempts and each delivery's state after its attempt, in one transaction
         (a batch sent side by side is one write, not one each)."""
-        p = self.PARAM
-        with self._transaction() as db:
+        p = self.db.param
+        with self.db.transaction() as db:
             for outcome in outcomes:
                 attempt = outcome.attempt
                 db.execute(
@@ -392,8 +384,8 @@ class PushRecords:
 
     def deliveries_of(self, search_id: int, limit: int) -> list[DeliveryRecord]:
         """A search's newest deliveries first, each with its attempts."""
-        p = self.PARAM
-        rows = self._read(
+        p = self.db.param
+        rows = self.db.read(
             "SELECT id, msg_id, kind, created_us, status, article_count, next_us"
             f" FROM webhook_deliveries WHERE search_id = {p} ORDER BY id DESC LIMIT {p}",
             (search_id, limit),
@@ -401,7 +393,7 @@ class PushRecords:
         if not rows:
             return []
         attempts: dict[int, list[AttemptRecord]] = {row[0]: [] for row in rows}
-        for delivery_id, *values in self._read(
+        for delivery_id, *values in self.db.read(
             "SELECT delivery_id, at_us, status_code, error, duration_ms FROM webhook_attempts"
             f" WHERE delivery_id IN ({', '.join([p] * len(rows))}) ORDER BY id",
             tuple(attempts),
