@@ -343,11 +343,14 @@ def test_no_retry_starts_past_the_deadline(simulator, monkeypatch):
 def test_retries_share_the_budget(simulator, monkeypatch):
     simulator.set_fault("newsapi", Fault("status", status=503))
     monkeypatch.setattr(http.random, "uniform", lambda low, high: high)
-    monkeypatch.setattr(http, "BACKOFF_BASE_SECONDS", 0.15)  # pauses of 0.15 s, then 0.3 s
+    # Pauses of 1 s, then 2 s, in a budget of 2 s: the first retry starts with a second to
+    # spare for a loaded machine's first attempt, and the second pause cannot fit whatever
+    # the first cost (it did race when the pause left 0.2 s of a 0.35 s budget).
+    monkeypatch.setattr(http, "BACKOFF_BASE_SECONDS", 1.0)
     started = time.monotonic()
-    _fetch_error(_provider(simulator, "newsapi"), timeout=0.35)
+    _fetch_error(_provider(simulator, "newsapi"), timeout=2.0)
     assert simulator.calls("newsapi") == 2  # the second pause would cross the deadline
-    assert time.monotonic() - started < 0.35
+    assert time.monotonic() - started < 2.0
 
 
 def test_oversized_bodies_are_refused(simulator, monkeypatch):
