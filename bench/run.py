@@ -15,12 +15,18 @@ Needs wrk (Debian: `apt-get install -y wrk`) and taskset (util-linux).
         [--shared]                     # add newsagg on PostgreSQL + Redis (unlimited key,
                                        # and a key counted in Redis on every request)
         [--archive | --archive-only]   # 4. the archive at scale (bench/archive.py): a
-                                       # generated 1,000,000-article archive on SQLite and
-                                       # PostgreSQL, ingest rate and search p50/p99 per kind
-                                       # (about 5 minutes per backend; not in the default run)
+                                       # 1,000,000-article archive on SQLite and PostgreSQL,
+                                       # every article saved through the service's archive
+                                       # writer in harvest and refresh order, the service's
+                                       # upkeep running, idle 60 s, then ingest rate and
+                                       # search p50/p99 per kind (not in the default run)
         [--archive-args "--articles 200000 --backends sqlite"]
         [--push-only]                  # 5. push (bench/push.py): webhook latency with 1,000
                                        # active searches, 1,000 event streams on one instance
+        [--hits-only]                  # 6. hits under search (bench/hits_under_search.py):
+                                       # cache-hit p50/p99 of `newsagg serve` on a 200,000-
+                                       # article archive, alone and while 2 clients search it
+        [--hits-args "--backends sqlite,postgres"]
 """
 
 from __future__ import annotations
@@ -205,6 +211,15 @@ def main() -> None:
         "--archive-args", default="", help="arguments for bench/archive.py, in one string"
     )
     parser.add_argument(
+        "--hits-only",
+        action="store_true",
+        help="run only the hits-under-search benchmark (bench/hits_under_search.py: cache-hit"
+        " latency of one server alone and while two clients search its archive)",
+    )
+    parser.add_argument(
+        "--hits-args", default="", help="arguments for bench/hits_under_search.py, in one string"
+    )
+    parser.add_argument(
         "--push-only",
         action="store_true",
         help="run only the push benchmark (bench/push.py: webhook latency with 1,000"
@@ -219,6 +234,9 @@ def main() -> None:
         import push
 
         push.main([])
+        return
+    if args.hits_only:
+        hits_bench(args.hits_args)
         return
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -362,8 +380,22 @@ def archive_bench(arguments: str) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     import archive
 
-    print("\n4. The archive at scale (bench/archive.py; store.search timed, no HTTP)")
+    print(
+        "\n4. The archive at scale, as the service leaves it (bench/archive.py;"
+        " store.search timed, no HTTP)"
+    )
     archive.main(shlex.split(arguments))
+
+
+def hits_bench(arguments: str) -> None:
+    """6. Hits under search: bench/hits_under_search.py, which cleans up after itself."""
+    import shlex
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import hits_under_search
+
+    print("\n6. Cache hits while two clients search the archive (bench/hits_under_search.py)")
+    hits_under_search.main(shlex.split(arguments))
 
 
 def shared_backing() -> dict[str, str]:

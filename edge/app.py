@@ -20,9 +20,11 @@ from typing import Any
 
 import connexion
 import yaml
+from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from connexion.middleware import MiddlewarePosition
+from connexion.middleware.exceptions import ExceptionMiddleware
 from connexion.problem import problem
 from connexion.resolver import Resolver
 from connexion.utils import get_function_from_name
@@ -30,7 +32,9 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.middleware.cors import CORSMiddleware
 
 from edge import demo
+from edge.bodies import BodyLimitMiddleware, MediaTypeMiddleware, body_media_types
 from edge.connexion_ext import (
+    JSONBodyValidator,
     NamedParameterValidator,
     admin_only_operations,
     bearer_handler_for,
@@ -40,9 +44,10 @@ from edge.deps import RENDERINGS, SERVICE
 from edge.lean import LeanPathMiddleware, recording
 from edge.middleware import RateLimitMiddleware, RequestContextMiddleware
 from edge.observability import ObservabilityMiddleware
-from edge.problems import problem_for
+from edge.problems import bounded, problem_for
 from edge.replies import RenderMemo
 from newsagg.errors import InvalidInput, ServiceError
+from newsagg.log import without_query_strings
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
 
@@ -78,10 +83,11 @@ def _service_error(_request: ConnexionRequest, exc: Exception) -> ConnexionRespo
 
 
 def _bad_request(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    # Connexion appends the whole JSON schema to a validation message; keep the first line.
+    # Our validators word their own details (edge.problems); Connexion's other messages may
+    # append a JSON schema (keep the first line) or quote what was sent (cut short).
     assert isinstance(exc, BadRequestProblem)
     detail = str(exc.detail or "Invalid request").split("\n\n", 1)[0].strip()
-    return problem_for(InvalidInput(detail))
+    return problem_for(InvalidInput(bounded(detail)))
 
 
 def _unauthorized(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -91,6 +97,15 @@ def _unauthorized(_request: ConnexionRequest, exc: Exception) -> ConnexionRespon
 
 def _undecodable_body(_request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
     return problem_for(InvalidInput("The request body is not valid UTF-8 JSON."))
+
+
+def _value_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    # Routing converts an integer path parameter with int(), which refuses more than 4,300
+    # digits (`/articles/999...9`): the client's error. Any other ValueError is a bug: a 500,
+    # logged with its traceback, as Connexion answers every unhandled exception.
+    if "integer string conversion" in str(exc):
+        return problem_for(InvalidInput("A number in the request is too long."))
+    return ExceptionMiddleware.common_error_handler(request, exc)
 
 
 def lean_operations(spec: dict[str, Any]) -> frozenset[str]:
@@ -145,12 +160,15 @@ def method_not_allowed_handler(spec_paths: dict[str, Any]) -> Any:
 
 def harvesting(service: Service) -> None:
     """Start the service's harvester (its first round at once) unless NEWSAGG_HARVEST is
-    off, and its push worker unless NEWSAGG_PUSH is: every worker and instance starts
-    them, and a lease each lets one of them work."""
+    off, its push worker unless NEWSAGG_PUSH is, and the database's upkeep (SQLite: its
+    first step 10 s on; PostgreSQL: none): every worker and instance starts them, and a
+    lease each lets one of them work."""
     if service.settings.harvest and service.harvester is not None:
         service.harvester.start()
     if service.settings.push:
         service.pusher.start()
+    if service.upkeep is not None:
+        service.upkeep.start()
 
 
 def create_app(
@@ -172,6 +190,8 @@ def create_app(
                 if service.harvester is not None:
                     service.harvester.stop()
                 service.pusher.stop()
+                if service.upkeep is not None:
+                    service.upkeep.stop()
                 await service.disconnect()
             return
         # Demo mode's simulator stops after the service is closed (its harvester first).
@@ -192,12 +212,17 @@ def create_app(
                 built.close()  # stops the harvester first
 
     spec = load_spec()
+    without_query_strings()  # in uvicorn's access lines, if they are on: logging is set up by now
     app = connexion.AsyncApp(__name__, lifespan=lifespan, pythonic_params=True)
     app.add_api(
         spec,
         strict_validation=True,
         resolver=Resolver(function_resolver=lambda name: recording(resolve_handler(name))),
-        validator_map={**VALIDATOR_MAP, "parameter": NamedParameterValidator},
+        validator_map={
+            **VALIDATOR_MAP,
+            "parameter": NamedParameterValidator,
+            "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": JSONBodyValidator}),
+        },
         security_map={"bearer": bearer_handler_for(spec)},
     )  # Swagger UI at /ui, spec at /openapi.json
     # Added in order from the outside in: each goes just before the exception middleware.
@@ -226,11 +251,22 @@ def create_app(
             operations=lean_operations(spec),
             header_parameters=header_parameters(spec),
         )
+    bodies = body_media_types(spec)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        position=MiddlewarePosition.BEFORE_SECURITY,
+        operations=frozenset(bodies),
+        max_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(RateLimitMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(
+        MediaTypeMiddleware, position=MiddlewarePosition.BEFORE_VALIDATION, media_types=bodies
+    )
     app.add_error_handler(ServiceError, _service_error)
     app.add_error_handler(BadRequestProblem, _bad_request)
     app.add_error_handler(401, _unauthorized)
     app.add_error_handler(UnicodeDecodeError, _undecodable_body)
+    app.add_error_handler(ValueError, _value_error)
     app.add_error_handler(405, method_not_allowed_handler(spec["paths"]))
     return app
 

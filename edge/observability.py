@@ -21,6 +21,7 @@ from newsagg.log import request_id
 from newsagg.metrics import Metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
+LOGGED_PATH_CHARACTERS = 300  # a line per request, not growing with the request
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 access_log = logging.getLogger("newsagg.access")
@@ -78,7 +79,8 @@ class ObservabilityMiddleware:
                         "event": "access",
                         "request_id": rid,
                         "method": scope["method"],
-                        "path": scope["path"],  # no query string: it may hold search text
+                        # Never the query string: it may hold search text or a feed token.
+                        "path": scope["path"][:LOGGED_PATH_CHARACTERS],
                         "operation": operation,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),

@@ -17,13 +17,20 @@ async def stream_search_events(
     service: Service, token_info: dict[str, Any], search_id: int, last_event_id: str | None
 ) -> StreamingResponse:
     """One `article` event per match (its id the match's), heartbeat comments, and an end
-    after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID."""
-    await without_blocking(service.store, service.searches.get, token_info["key"], search_id)
-    if last_event_id:  # digits only: Connexion checked it against the contract
-        after = int(last_event_id)
-    else:  # from the next match on, fixed now: the answer starts before the stream does
-        after = await without_blocking(service.store, service.store.newest_match_id)
-    matches = service.hub.stream(search_id, after, service.settings.stream_seconds)
+    after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID. A key
+    holds at most NEWSAGG_STREAM_LIMIT_<TIER> streams at once (429 past it)."""
+    key, seconds = token_info["key"], service.settings.stream_seconds
+    await without_blocking(service.store, service.searches.get, key, search_id)
+    slot = service.hub.admit(key.id, service.settings.stream_limit(key.tier), seconds)
+    try:
+        if last_event_id:  # digits only: Connexion checked it against the contract
+            after = int(last_event_id)
+        else:  # from the next match on, fixed now: the answer starts before the stream does
+            after = await without_blocking(service.store, service.store.newest_match_id)
+    except BaseException:
+        slot.release()
+        raise
+    matches = service.hub.stream(search_id, after, seconds, slot=slot)
     service.metrics.event_streams.inc()
     return StreamingResponse(
         _events(matches),

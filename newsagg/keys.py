@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from newsagg.errors import InvalidInput
 from newsagg.store import DuplicateDigest, KeyRecord, Store
 from newsagg.tiers import TIERS, Tier
 
@@ -23,6 +26,36 @@ if TYPE_CHECKING:
 KEY_MARK = "nagg_"
 DISPLAY_PREFIX_LENGTH = 10
 BOOTSTRAP_ADMIN_NAME = "bootstrap-admin"
+REVOKED = "the key was revoked"  # why a revoked key's webhooks and deliveries stopped
+
+
+NAME_LENGTH = 100
+# Unicode categories a name refuses: control (Cc: C0, DEL, C1), format (Cf: zero-width
+# characters, bidi overrides and isolates, the BOM, tags), line and paragraph separators
+# (Zl, Zp: U+2028, U+2029) and surrogates (Cs: a lone one from a JSON escape). A name is
+# shown to people (listings, a feed's title, logs): what it shows must be what it holds.
+_REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character (zero-width, bidi control)",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Cs": "a lone surrogate (not valid Unicode)",
+}
+
+
+def check_name(field: str, value: str) -> str:
+    """A name of a key or a search as it will be kept (surrounding spaces stripped), or
+    InvalidInput naming `field` and the first character it refuses."""
+    for character in value:
+        refused = _REFUSED_CATEGORIES.get(unicodedata.category(character))
+        if refused is not None:
+            raise InvalidInput(f"{field}: must not contain {refused} (U+{ord(character):04X})")
+    name = value.strip()
+    if not name:
+        raise InvalidInput(f"{field}: must not be blank")
+    if len(name) > NAME_LENGTH:
+        raise InvalidInput(f"{field}: longer than {NAME_LENGTH} characters")
+    return name
 
 
 def digest(plaintext: str) -> str:
@@ -47,6 +80,7 @@ class KeyRing:
     def create(self, name: str, tier: Tier = "basic", admin: bool = False) -> NewKey:
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}")
+        name = check_name("name", name)
         plaintext = KEY_MARK + secrets.token_urlsafe(32)
         return NewKey(self._register(plaintext, name, tier, admin), plaintext)
 
@@ -91,9 +125,19 @@ class KeyRing:
         return self._store.active_keys()
 
     def revoke(self, key_id: int) -> bool:
-        """Revoke an active key; returns once no process accepts it. False: no such key."""
+        """Revoke an active key; returns once no process accepts it. False: no such key.
+
+        Its saved searches stay, inert, for an admin to review and delete: nothing reads
+        them without the key being active in the store (matching, webhook claims, feed
+        tokens, event streams), so that holds on every instance at once. Their webhooks
+        are marked disabled here too, saying why, for whoever looks at them."""
         if not self._store.revoke_key(key_id, now_iso()):
             return False
         if self._cache is not None:
             self._cache.announce_revocation()
+        now_us = time.time_ns() // 1000
+        for search in self._store.searches_of(key_id):
+            if search.webhook_url is not None and search.webhook_disabled_us is None:
+                changes = {"webhook_disabled_us": now_us, "webhook_disabled_reason": REVOKED}
+                self._store.search_update(search.id, changes)
         return True

@@ -33,6 +33,7 @@ from newsagg.shared_flight import HANDOVER_GRACE_SECONDS, SharedFlight
 from newsagg.singleflight import SingleFlight, new_executor
 from newsagg.sources import SourceView
 from newsagg.store import KeyRecord, Store, open_store
+from newsagg.upkeep import Upkeep
 from providers.base import PROVIDER_NAMES, Provider
 from providers.guardian import GuardianProvider
 from providers.hackernews import HackerNewsProvider
@@ -55,6 +56,7 @@ class Service:
     key_cache: SharedKeyCache | None = None
     budgets: Budgets | None = None
     harvester: Harvester | None = None
+    upkeep: Upkeep | None = None  # the database's (newsagg.upkeep), started with the app
 
     def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
         """Each provider as GET /sources shows it: its feed standing and its harvest."""
@@ -95,6 +97,8 @@ class Service:
         if self.harvester is not None:
             self.harvester.stop()  # before the store (and the upstreams) it uses
         self.pusher.stop()
+        if self.upkeep is not None:
+            self.upkeep.stop()
         if self.key_cache is not None:
             self.key_cache.close()
         if self.redis is not None:
@@ -174,6 +178,7 @@ def build_service(settings: Settings) -> Service:
         settings.search_limit,
         bytes.fromhex(store.secret("feed_secret", lambda: secrets.token_hex(32))),
         allow_private=settings.webhook_allow_private,
+        pings_per_minute=settings.webhook_pings_per_minute,
     )
     pusher = PushWorker(
         store,
@@ -183,6 +188,8 @@ def build_service(settings: Settings) -> Service:
             parse_backoff(settings.webhook_backoff),
             metrics,
             allow_private=settings.webhook_allow_private,
+            senders=settings.webhook_senders,
+            per_key=settings.webhook_in_flight_per_key,
         ),
     )
     limiter = choose(settings, store, redis)
@@ -203,4 +210,5 @@ def build_service(settings: Settings) -> Service:
         key_cache,
         budgets,
         harvester,
+        Upkeep(store),
     )

@@ -395,12 +395,53 @@ class Settings:
         " `--demo` on a loopback `--host` turns it on",
         _switch,
     )
+    webhook_senders: int = setting(
+        "NEWSAGG_WEBHOOK_SENDERS",
+        64,
+        "webhook attempts in flight at once in the instance that delivers (each on its own,"
+        " with its own 5 s deadline; a thread each, mostly waiting on the network); one in"
+        " eight is kept for keys that used little sender time lately",
+        _whole(1, 4096),
+    )
+    webhook_in_flight_per_key: int = setting(
+        "NEWSAGG_WEBHOOK_IN_FLIGHT_PER_KEY",
+        4,
+        "webhook attempts of one API key's searches in flight at once: slow or hanging"
+        " receivers hold at most this many senders, the others serve other keys",
+        _whole(1, 4096),
+    )
+    webhook_pings_per_minute: int = setting(
+        "NEWSAGG_WEBHOOK_PINGS_PER_MINUTE",
+        5,
+        "`POST /searches/{id}/webhook/ping` calls one search may make in any 60 s; past it,"
+        " 429 with `Retry-After`",
+        _whole(1, 1_000_000),
+    )
     stream_seconds: float = setting(
         "NEWSAGG_STREAM_SECONDS",
         300.0,
         "how long one event stream (`GET /searches/{id}/events`) stays open before the client"
         " reconnects with `Last-Event-ID` (EventSource does that by itself)",
         _number(0.1),
+    )
+    stream_limit_basic: int = setting(
+        "NEWSAGG_STREAM_LIMIT_BASIC",
+        10,
+        "event streams a `basic` key may hold open at once in one process (past it, 429 with"
+        " `Retry-After`; open streams are never cut off)",
+        _whole(1, 1_000_000),
+    )
+    stream_limit_premium: int = setting(
+        "NEWSAGG_STREAM_LIMIT_PREMIUM",
+        100,
+        "event streams a `premium` key may hold open at once in one process",
+        _whole(1, 1_000_000),
+    )
+    stream_limit_unlimited: int = setting(
+        "NEWSAGG_STREAM_LIMIT_UNLIMITED",
+        1000,
+        "event streams an `unlimited` key may hold open at once in one process",
+        _whole(1, 1_000_000),
     )
     rate_limit_basic: int | None = setting(
         "NEWSAGG_RATE_LIMIT_BASIC",
@@ -435,6 +476,13 @@ class Settings:
         (),
         "comma-separated browser origins allowed to call the API (CORS off when empty)",
         _origins,
+    )
+    max_body_bytes: int = setting(
+        "NEWSAGG_MAX_BODY_BYTES",
+        65536,
+        "the largest request body accepted, in bytes; a larger one is refused with 413 before"
+        " it is read (by its Content-Length, or as a chunked body passes the limit)",
+        _whole(1024, 1 << 30),
     )
     demo: bool = setting(
         "NEWSAGG_DEMO",
@@ -503,6 +551,10 @@ class Settings:
     def search_limit(self, tier: Tier) -> int:
         """How many saved searches a key of `tier` may hold."""
         return getattr(self, f"search_limit_{tier}")
+
+    def stream_limit(self, tier: Tier) -> int:
+        """How many event streams a key of `tier` may hold open at once (per process)."""
+        return getattr(self, f"stream_limit_{tier}")
 
     def hourly_limit(self, tier: Tier) -> int | None:
         """The request limit per hour of a key of `tier`; None for no limit."""

@@ -187,6 +187,9 @@ def test_every_documented_status_has_a_live_body_that_validates(
         check("revokeKey", c.delete(f"/keys/{own_id}", headers=admin), 409)
         plain = admin | {"Content-Type": "text/plain"}
         check("createKey", c.post("/keys", content=b'{"name": "b"}', headers=plain), 415)
+        # One byte over NEWSAGG_MAX_BODY_BYTES (64 KiB by default): refused before it is read.
+        huge = {"content": b" " * 65537, "headers": admin | {"Content-Type": "application/json"}}
+        check("createKey", c.post("/keys", **huge), 413)
         check("createKey", c.post("/keys", json={"name": ""}, headers=admin), 400)
 
         # Saved searches: a public IP literal as the webhook (nothing is sent: push is off).
@@ -198,6 +201,7 @@ def test_every_documented_status_has_a_live_body_that_validates(
         s = f"/searches/{search_id}"
         check("createSearch", c.post("/searches", json={"name": ""}, headers=admin), 400)
         check("createSearch", c.post("/searches", content=b'{"name": "b"}', headers=plain), 415)
+        check("createSearch", c.post("/searches", **huge), 413)
         bare = c.post("/searches", json={"name": "uncached", "q": "uncached"}, headers=admin)
         bare_id = check("createSearch", bare, 201).json()["id"]
         check("createSearch", c.post("/searches", json={"name": "third"}, headers=admin), 409)
@@ -207,6 +211,7 @@ def test_every_documented_status_has_a_live_body_that_validates(
         check("updateSearch", c.patch(s, json={"name": "t"}, headers=admin), 200)
         check("updateSearch", c.patch(s, json={"q": '"open'}, headers=admin), 400)
         check("updateSearch", c.patch(s, content=b'{"name": "b"}', headers=plain), 415)
+        check("updateSearch", c.patch(s, **huge), 413)
         check("updateSearch", c.patch("/searches/999999", json={"name": "t"}, headers=admin), 404)
         found = check("listSearchArticles", c.get(f"{s}/articles", headers=admin), 200)
         etag = {"If-None-Match": found.headers["etag"]}

@@ -25,7 +25,7 @@ import requests
 from conftest import UNBUDGETED, fresh_database
 from throwaway import free_port
 
-from edge.app import SPEC_PATH
+from edge.app import SPEC_PATH, load_spec
 from providers.base import PROVIDER_NAMES
 from simulator import Fault, Simulator
 
@@ -46,6 +46,23 @@ LIST_ARTICLES_ONLY = (
     "examples,coverage,fuzzing",
     "--max-examples",
     str(LIST_ARTICLES_EXAMPLES),
+)
+# Media types are case-insensitive (RFC 9110 8.3.1): every operation that takes a body, each
+# body sent as `APPLICATION/JSON` (Connexion handed such a body to the handler unvalidated:
+# a 500). A body without any Content-Type is a 415, which schemathesis cannot be told to
+# provoke on purpose: tests/test_malformed_requests.py sends those.
+BODY_OPERATIONS = sorted(
+    operation["operationId"]
+    for item in load_spec()["paths"].values()
+    for operation in item.values()
+    if isinstance(operation, dict) and "requestBody" in operation
+)
+UPPER_CASE_BODIES = (
+    "-H",
+    "Content-Type: APPLICATION/JSON",
+    *(option for name in BODY_OPERATIONS for option in ("--include-operation-id", name)),
+    "--phases",
+    "examples,coverage,fuzzing",
 )
 LEVEL = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 # A record's first line: a plain line starts with its date, an access line is JSON.
@@ -154,6 +171,9 @@ def _fuzzed_server(directory: Path, shared: dict[str, str]) -> LiveRun:
                 # examples. Stateful links are the admin run's job; this one stays fast.
                 "listArticles": _fuzz(url, normal_key, *LIST_ARTICLES_ONLY),
                 "upstream faults": _fuzz_with_faults(url, normal_key, upstreams, probe),
+                # With the admin key (creating keys needs one), before the run that may
+                # revoke it; this one creates keys and searches, and revokes nothing.
+                "upper-case Content-Type": _fuzz(url, ADMIN_KEY, *UPPER_CASE_BODIES),
                 # Last: it may revoke any key, the normal one included.
                 "admin key": _fuzz(url, ADMIN_KEY),
             }
@@ -324,6 +344,13 @@ def test_live_fuzzing_of_list_articles_under_upstream_faults_finds_nothing(live_
     errors = {s["name"]: s.get("error", {}).get("code") for s in live_run.fault_probe["sources"]}
     assert errors["newsapi"] == "upstream_rejected_query", live_run.fault_probe
     assert errors["guardian"] == "upstream_rate_limited", live_run.fault_probe
+
+
+def test_live_fuzzing_of_bodies_sent_as_upper_case_json_finds_nothing(live_run):
+    result = live_run.runs["upper-case Content-Type"]
+    assert result.returncode == 0, _report(result)
+    assert f"Selected: {len(BODY_OPERATIONS)}/" in result.stdout, _report(result)
+    assert len(BODY_OPERATIONS) >= 3, BODY_OPERATIONS  # createKey, createSearch, updateSearch
 
 
 def test_live_fuzzing_with_an_admin_key_finds_nothing(live_run):

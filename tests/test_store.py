@@ -42,6 +42,7 @@ from newsagg.store import (
     LedgerStore,
     PushStore,
     Store,
+    UpkeepStore,
     open_store,
     postgres,
 )
@@ -398,7 +399,7 @@ def test_db_status_and_migrate_commands(backend_settings):
 def test_the_store_is_the_sum_of_its_concerns_and_each_engine_implements_all():
     """A consumer names the narrow protocol it needs: every method is in exactly one
     concern, and both engines implement every one (the repositories over their dialect)."""
-    concerns = (KeyStore, LedgerStore, ArchiveStore, PushStore, LeaseStore)
+    concerns = (KeyStore, LedgerStore, ArchiveStore, PushStore, LeaseStore, UpkeepStore)
     assert all(concern in Store.__mro__ for concern in concerns)
     declared = [name for concern in concerns for name in vars(concern) if name[0] != "_"]
     assert len(declared) == len(set(declared))

@@ -304,6 +304,36 @@ def test_check_target_refuses_ipv4_mapped_loopback() -> None:
     assert refusal("https://[64:ff9b:1::a00:1]/secret-path").endswith(" is a private address")
 
 
+def test_check_target_refuses_the_deprecated_site_local_range() -> None:
+    # fec0::/10 (RFC 3879 deprecated it; Python 3.11 still calls it global).
+    assert refusal("https://[fec0::1]/secret-path") == (
+        "webhook_url: fec0::1 is a site-local address (deprecated, not public)"
+    )
+    assert refusal("https://[feff:ffff::1]/secret-path").endswith(
+        " is a site-local address (deprecated, not public)"
+    )
+    resolve = FakeResolver({"site.example.com": ["93.184.216.34", "fec0::5"]})
+    assert refusal("https://site.example.com/secret-path", resolve).startswith(
+        "webhook_url: fec0::5 is a site-local"
+    )
+
+
+def test_check_target_refuses_the_ipv6_documentation_range_of_rfc_9637() -> None:
+    # 3fff::/20 (RFC 9637), which the ipaddress module of Python 3.11 does not know.
+    assert refusal("https://[3fff::1]/secret-path") == (
+        "webhook_url: 3fff::1 is a documentation address"
+    )
+    assert refusal("https://[3fff:fff:ffff::1]/secret-path").endswith(" documentation address")
+    resolve = FakeResolver({"docs.example.com": ["3fff:0:1::2"]})
+    assert refusal("https://docs.example.com/secret-path", resolve).endswith(
+        " is a documentation address"
+    )
+    # Next to it, 3fff:1000:: is outside the /20: public as far as this check goes.
+    assert check_target("https://[3fff:1000::1]/", allow_private=False, resolve=no_resolve) == [
+        "3fff:1000::1"
+    ]
+
+
 def test_check_target_refuses_a_name_resolving_to_a_private_address() -> None:
     resolve = FakeResolver({"internal.example.com": ["10.1.2.3"]})
     detail = refusal("https://internal.example.com/secret-path?t=tok3n", resolve)

@@ -11,21 +11,34 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from newsagg.errors import Conflict, InvalidInput, NotFound
-from newsagg.push.webhooks import Resolve, check_target, new_secret, system_resolve
+from newsagg.errors import Conflict, InvalidInput, NotFound, RateLimited
+from newsagg.keys import check_name
+from newsagg.push.webhooks import (
+    Resolve,
+    TargetRefused,
+    check_target,
+    new_secret,
+    shown_target,
+    system_resolve,
+)
 from newsagg.request import FeedRequest
 from newsagg.store import KeyRecord, Store
 from newsagg.store.archive import Sort
 from newsagg.store.push import DeliveryDraft, DeliveryRecord, SearchRecord
 
+log = logging.getLogger(__name__)
+
 # How long a rotated-out webhook secret still signs (beside the new one).
 OLD_SECRET_SECONDS = 24 * 3600
+PINGS_PER_MINUTE = 5  # of one search (NEWSAGG_WEBHOOK_PINGS_PER_MINUTE)
 FEED_TOKEN_LENGTH = 32
 # The fields a client sets, as the core names them.
 FIELDS = ("name", "q", "category", "sources", "paused", "webhook_url")
@@ -79,9 +92,11 @@ class Searches:
         allow_private: bool,
         resolve: Resolve = system_resolve,
         clock: Callable[[], float] = time.time,
+        pings_per_minute: int = PINGS_PER_MINUTE,
     ) -> None:
         self._store = store
         self._cap = cap  # tier -> how many searches a key of it may hold
+        self._pings_per_minute = pings_per_minute
         self._feed_secret = feed_secret
         self._allow_private = allow_private
         self._resolve = resolve
@@ -126,9 +141,11 @@ class Searches:
         return base64.urlsafe_b64encode(mac.digest()).decode()[:FEED_TOKEN_LENGTH]
 
     def by_feed_token(self, search_id: int, token: str) -> SearchRecord:
-        """The search a feed URL names; NotFound alike for no such search and a wrong or
-        rotated token, so that a URL tells nothing about other searches."""
-        search = self._store.search_get(search_id)
+        """The search a feed URL names; NotFound alike for no such search, a wrong or
+        rotated token and a search whose key is revoked (as the store says now, for every
+        instance), so that a URL tells nothing about other searches."""
+        found = self._store.searches_live([search_id])
+        search = found[0] if found else None
         if search is None or not hmac.compare_digest(self.feed_token(search), token):
             raise NotFound(f"No feed at /feeds/{search_id} with this token.")
         return search
@@ -197,7 +214,9 @@ class Searches:
         return Shown(self._saved(search_id, changes))
 
     def ping(self, owner: KeyRecord, search_id: int) -> DeliveryRecord:
-        """Queue a webhook.ping delivery (no articles), sent and retried like any other."""
+        """Queue a webhook.ping delivery (no articles), sent and retried like any other;
+        RateLimited past the search's pings per minute (counted in the store: one limit
+        across instances)."""
         self._with_webhook(owner, search_id)
         now = self._now_us()
         draft = DeliveryDraft(
@@ -207,7 +226,15 @@ class Searches:
             event_body("webhook.ping", search_id, [], now),
             0,
         )
-        return self._store.delivery_add(draft, now)
+        most = self._pings_per_minute
+        queued = self._store.delivery_add(draft, now, most, 60_000_000)
+        if isinstance(queued, int):
+            raise RateLimited(
+                f"Search {search_id} has sent {most} pings in the last minute, the most it"
+                " may; ping again after Retry-After seconds.",
+                retry_after_seconds=max(1, math.ceil(queued / 1e6)),
+            )
+        return queued
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -225,24 +252,27 @@ class Searches:
 
     def _checked(self, fields: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
         values = {name: fields[name] for name in FIELDS if name in fields}
-        for name in ("name", "q"):
-            if isinstance(values.get(name), str):
-                _check_text(name, values[name])
+        if isinstance(values.get("q"), str):
+            _check_text("q", values["q"])
         if "name" in values:
-            values["name"] = (values["name"] or "").strip()
-            if not values["name"]:
-                raise InvalidInput("name: must not be blank")
+            values["name"] = check_name("name", values["name"] or "")
         elif creating:
             raise InvalidInput("name: is required")
         if "sources" in values:
             values["sources"] = tuple(values["sources"] or ())
         if values.get("webhook_url") is not None:
-            check_target(
-                values["webhook_url"], allow_private=self._allow_private, resolve=self._resolve
-            )
+            self._check_webhook(values["webhook_url"])
         if creating:
             self._check_filters(values)
         return values
+
+    def _check_webhook(self, url: str) -> None:
+        try:
+            check_target(url, allow_private=self._allow_private, resolve=self._resolve)
+        except TargetRefused as refused:
+            # Scheme and host only: the path or query can carry the receiver's own token.
+            log.info("webhook_url %s refused: %s", shown_target(url), refused.detail)
+            raise
 
     def _check_filters(self, values: Mapping[str, Any]) -> None:
         """InvalidInput, as GET /articles would answer, for filters it would refuse."""

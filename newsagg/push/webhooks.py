@@ -154,10 +154,17 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# Not public, yet global to the ipaddress module of Python 3.11: the deprecated site-local
+# range (RFC 3879) and the documentation range of RFC 9637.
+_MISSED = (
+    (ipaddress.ip_network("fec0::/10"), "a site-local address (deprecated, not public)"),
+    (ipaddress.ip_network("3fff::/20"), "a documentation address"),
+)
 
 
 def _why_not_public(address: IPAddress) -> str | None:
-    """What kind of non-public address this is, or None for a global unicast one."""
+    """What kind of non-public address this is, or None for a global unicast one: global
+    by `is_global`, and outside the ranges that misses."""
     if isinstance(address, ipaddress.IPv6Address):
         # ::ffff:127.0.0.1, 6to4 and NAT64 (RFC 6052, 8215) forms reach the embedded IPv4
         # address; Python 3.11 does not classify the IPv6 form by what it embeds.
@@ -166,6 +173,12 @@ def _why_not_public(address: IPAddress) -> str | None:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return _why_not_public(embedded)
+        missed = next((why for net, why in _MISSED if address in net), None)
+        if missed is not None:
+            return missed
+    if address.is_global and address not in _METADATA and not address.is_multicast:
+        return None
+    # Not public: say which kind, the most telling first.
     checks = (
         (address in _METADATA, "a cloud metadata address"),
         (address.is_unspecified, "an unspecified address"),
@@ -175,9 +188,21 @@ def _why_not_public(address: IPAddress) -> str | None:
         (address in _SHARED_ADDRESS_SPACE, "a shared address space (carrier NAT) address"),
         (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
-        (not address.is_global, "not a public address"),
     )
-    return next((reason for refused, reason in checks if refused), None)
+    return next((reason for refused, reason in checks if refused), "not a public address")
+
+
+def shown_target(url: str) -> str:
+    """A webhook URL as logs may show it: its scheme and host (and port), never its
+    credentials, path or query, which can carry the receiver's own token."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparseable URL)"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "(an unparseable URL)"
 
 
 def _refuse_unless_public(shown: str, addresses: Sequence[str]) -> None:

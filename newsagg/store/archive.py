@@ -114,6 +114,12 @@ def upsert_set(extra: tuple[str, ...] = ()) -> str:
     return ", ".join(f"{name} = excluded.{name}" for name in (*UPDATED, *extra))
 
 
+# When the upsert replaces the kept record: by one of equal or better rank, unless it is the
+# same record (a story seen again, unchanged: every column derives from `data`), which then
+# writes nothing (no dead row on PostgreSQL, no full-text delete and re-insert on SQLite).
+UPSERT_WHEN = "excluded.rank <= articles.rank AND excluded.data <> articles.data"
+
+
 class Archive(Repository):
     """The archive's reads and deletions alike on both engines; saving and searching are
     each engine's own (newsagg.store.sqlite, newsagg.store.postgres)."""

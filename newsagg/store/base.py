@@ -1,13 +1,16 @@
 """What every store offers the core, by concern: one protocol per concern, so that a consumer
 names the narrow one it needs, and `Store`, their sum; their records are defined beside
 their SQL. SQLite and PostgreSQL implement every concern alike, with the
-repositories of newsagg.store.keys, .ledger, .archive, .push and .leases."""
+repositories of newsagg.store.keys, .ledger, .archive, .push and .leases; the upkeep of
+the database is each engine's own (newsagg.store.sqlite_upkeep; PostgreSQL's autovacuum)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from newsagg.store.archive import ArchivedRow, ArchiveQuery
 from newsagg.store.keys import KeyRecord
@@ -26,8 +29,22 @@ from newsagg.store.push import (
 
 class Backend(Protocol):
     # Whether a call waits on the network (a database server) rather than a local file:
-    # callers on the event loop then make it from a worker thread (see `store.without_blocking`).
+    # callers on the event loop then make every call from a worker thread, and on a local
+    # file only the calls marked `scans` (see `store.without_blocking`).
     waits_on_network: bool
+    # The worker threads those calls are made on; None: the event loop's default ones.
+    threads: Executor | None
+
+
+Call = TypeVar("Call", bound=Callable[..., Any])
+
+
+def scans(call: Call) -> Call:
+    """Marks a store call whose time grows with what it reads (a search: milliseconds, tens
+    of them for a frequent word), as opposed to a point lookup by key (microseconds on a
+    local file): `store.without_blocking` makes it from a worker thread on every engine."""
+    call.scans = True  # type: ignore[attr-defined]
+    return call
 
 
 class KeyStore(Backend, Protocol):
@@ -194,7 +211,31 @@ class LeaseStore(Backend, Protocol):
         ...
 
 
-class Store(KeyStore, LedgerStore, ArchiveStore, PushStore, LeaseStore, Protocol):
+@dataclass(frozen=True, slots=True)
+class UpkeepStep:
+    """One step of the database's upkeep (newsagg.upkeep)."""
+
+    work: str = ""  # what it did: "analyze", "merge", "checkpoint", "truncate"; "": nothing
+    # How long it took: analyze, merge and truncate hold the database's write lock (other
+    # writers wait, readers never do) for all of it; a passive checkpoint holds none.
+    seconds: float = 0.0
+    more: bool = False  # more work is due now: take the next step after a pause
+
+
+class UpkeepStore(Backend, Protocol):
+    """What keeps the database fast as the archive grows (newsagg.upkeep runs it)."""
+
+    # Whether the service must run the upkeep at all: False where the database keeps
+    # itself (PostgreSQL's autovacuum, tuned by migration 10).
+    needs_upkeep: bool
+
+    def upkeep_step(self, budget_seconds: float) -> UpkeepStep:
+        """Take the next step of upkeep that is due, sized to hold the write lock about
+        `budget_seconds` (a step cannot always be cut that fine: see the engine's)."""
+        ...
+
+
+class Store(KeyStore, LedgerStore, ArchiveStore, PushStore, LeaseStore, UpkeepStore, Protocol):
     """Every concern over one database (the same logical schema, newsagg.store.migrations)."""
 
     def migrate(self) -> list[Migration]:

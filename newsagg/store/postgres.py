@@ -30,6 +30,7 @@ from newsagg.settings import SettingsError
 from newsagg.store.archive import (
     COLUMNS,
     PG_FIRST_WINDOW,
+    UPSERT_WHEN,
     Archive,
     ArchivedRow,
     ArchiveQuery,
@@ -38,6 +39,7 @@ from newsagg.store.archive import (
     upsert_set,
 )
 from newsagg.store.archive_sql import collect_sql, dated_window_sql, newest_sql
+from newsagg.store.base import UpkeepStep, scans
 from newsagg.store.keys import Keys
 from newsagg.store.leases import Leases
 from newsagg.store.ledger import Ledger
@@ -159,6 +161,10 @@ class PostgresDialect:
 
 class PostgresStore(Keys, Ledger, Archive, Push, Leases):
     waits_on_network = True
+    threads = None  # the event loop's default ones: the pool's connections serve any thread
+    # Autovacuum keeps the planner's statistics, the visibility map and the GIN indexes'
+    # pending lists in shape, with the storage parameters migration 10 sets for the archive.
+    needs_upkeep = False
     db: PostgresDialect
 
     def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
@@ -167,6 +173,10 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
 
     def close(self) -> None:
         self.db.close()
+
+    def upkeep_step(self, budget_seconds: float) -> UpkeepStep:
+        """Nothing: the server's autovacuum does it (`needs_upkeep` is False)."""
+        return UpkeepStep()
 
     # -- schema ----------------------------------------------------------------------
 
@@ -205,7 +215,7 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
                 " setweight(to_tsvector('simple', %s), 'A')"
                 f" || setweight(to_tsvector('simple', %s), 'B'), {self.db.now}) "
                 f"ON CONFLICT (url) DO UPDATE SET {upsert_set(('search',))} "
-                "WHERE excluded.rank <= articles.rank RETURNING id",
+                f"WHERE {UPSERT_WHEN} RETURNING id",
                 [
                     (
                         url,
@@ -224,14 +234,16 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
                 if row is not None:
                     ids[url] = row[0]
                 cursor.nextset()
-            # A row kept for its better rank returns nothing above; it exists and is
-            # committed (ON CONFLICT waited for its writer), so a new statement sees it.
+            # A row kept (for its better rank, or unchanged) returns nothing above; it
+            # exists and is committed (ON CONFLICT waited for its writer), so a new
+            # statement sees it.
             kept = [url for url, _rank, _data in ordered if url not in ids]
             if kept:
                 cursor.execute("SELECT url, id FROM articles WHERE url = ANY(%s)", (kept,))
                 ids.update(cursor.fetchall())
         return [ids[url] for url, _rank, _data in batch]
 
+    @scans
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         def read(sql: str, params: list[object]) -> list[tuple[Any, ...]]:
             # Unprepared: the values decide the plan (a 30 % word or a rare one, a 7-day

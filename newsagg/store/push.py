@@ -6,36 +6,49 @@ decides (and tests can set it).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from itertools import chain
 from typing import Any
 
 from newsagg.store.archive import NEWEST_ARTICLE_ID
 from newsagg.store.dialect import Connection, Repository
 
 SEARCH_FIELDS = (
-    "id",
-    "key_id",
-    "name",
-    "q",
-    "category",
-    "sources",
-    "paused",
-    "created_us",
-    "updated_us",
-    "after_id",
-    "feed_nonce",
-    "webhook_url",
-    "webhook_secret",
-    "webhook_old_secret",
-    "webhook_old_until_us",
-    "webhook_disabled_us",
-    "webhook_disabled_reason",
-)
+    "id", "key_id", "name", "q", "category", "sources", "paused", "created_us", "updated_us",
+    "after_id", "feed_nonce", "webhook_url", "webhook_secret", "webhook_old_secret",
+    "webhook_old_until_us", "webhook_disabled_us", "webhook_disabled_reason",
+)  # fmt: skip
 SEARCH_COLUMNS = ", ".join(SEARCH_FIELDS)
 # What an update may set: every column but the identity, the owner and the creation.
 UPDATABLE = frozenset(SEARCH_FIELDS) - {"id", "key_id", "created_us", "after_id"}
 WATERMARK = "push_watermark"  # meta: the newest article id the matcher has looked at
+# A search (the `searches` row in the statement) whose key is not revoked.
+_LIVE = (
+    "NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = searches.key_id"
+    " AND k.revoked_at IS NOT NULL)"
+)
+DELIVERY_LOCK_CLASS = 72_655  # a search's deliveries of one kind, counted against a limit
+# The due deliveries ranked for a fair claim: `search_turn` numbers each search's, oldest
+# first, after the attempts of the search in flight ({search_held}); `place` numbers each
+# key's by search turn, so that a key's searches take turns; `turn` adds the attempts of the
+# key in flight ({held}), and `used` how much the key used the senders lately ({used}), so
+# that keys take turns.
+_RANKED = (
+    "SELECT id, next_us, place + {held} AS turn, {used} AS used FROM (SELECT id, key_id,"
+    " next_us, ROW_NUMBER() OVER (PARTITION BY key_id ORDER BY search_turn, next_us, id)"
+    " AS place FROM (SELECT d.id, d.next_us, COALESCE(s.key_id, 0) AS key_id, {search_held}"
+    " + ROW_NUMBER() OVER (PARTITION BY d.search_id ORDER BY d.next_us, d.id) AS search_turn"
+    " FROM webhook_deliveries d LEFT JOIN searches s ON s.id = d.search_id"
+    " WHERE d.status = 'pending' AND d.next_us <= {p}"
+    " AND (d.claimed_until_us IS NULL OR d.claimed_until_us <= {p})) AS by_search) AS by_key"
+)
+
+
+def _taken(column: str, counts: Mapping[int, int], p: str) -> str:
+    """SQL of `column`'s value's number in `counts` (0 for none), its pairs as parameters."""
+    return f"(CASE {column}{f' WHEN {p} THEN {p}' * len(counts)} ELSE 0 END)" if counts else "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +117,8 @@ class DueDelivery:
     webhook_url: str | None
     secrets: tuple[str, ...]  # current first; the previous one while it is still valid
     disabled: bool
+    key_id: int | None = None  # the search's owner (None: the search is gone)
+    revoked: bool = False  # its owner's key is revoked: nothing is sent any more
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +211,16 @@ class Push(Repository):
             db.execute(f"DELETE FROM search_matches WHERE search_id = {p}", (search_id,))
             return db.execute(f"DELETE FROM searches WHERE id = {p}", (search_id,)).rowcount == 1
 
+    def searches_live(self, search_ids: Sequence[int]) -> list[SearchRecord]:
+        """Those of these searches whose key is not revoked (a search of a revoked key is
+        kept for an admin, and serves nothing): read from the store, for every instance."""
+        marks = ", ".join([self.db.param] * len(search_ids)) or "NULL"
+        rows = self.db.read(
+            f"SELECT {SEARCH_COLUMNS} FROM searches WHERE id IN ({marks}) AND {_LIVE}",
+            tuple(search_ids),
+        )
+        return [_search(row) for row in rows]
+
     def active_searches(self) -> list[SearchRecord]:
         """The searches that match: not paused, of a key that is not revoked."""
         columns = ", ".join(f"s.{name}" for name in SEARCH_FIELDS)
@@ -262,12 +287,13 @@ class Push(Repository):
         self, search_id: int, match_id: int, limit: int
     ) -> list[tuple[int, int, str]]:
         """(match id, article id, article JSON without id) of a search's matches after
-        `match_id`, oldest first; a match whose article was pruned is skipped."""
+        `match_id`, oldest first; a match whose article was pruned is skipped, and none
+        once the search's key is revoked."""
         p = self.db.param
         return self.db.read(
             "SELECT m.id, a.id, a.data FROM search_matches m JOIN articles a"
-            f" ON a.id = m.article_id WHERE m.search_id = {p} AND m.id > {p}"
-            f" ORDER BY m.id LIMIT {p}",
+            f" ON a.id = m.article_id JOIN searches ON searches.id = m.search_id"
+            f" WHERE m.search_id = {p} AND m.id > {p} AND {_LIVE} ORDER BY m.id LIMIT {p}",
             (search_id, match_id, limit),
         )
 
@@ -286,69 +312,96 @@ class Push(Repository):
 
     def _add_delivery(self, db: Connection, draft: DeliveryDraft, now_us: int) -> int:
         p = self.db.param
+        values = (draft.msg_id, draft.search_id, draft.kind, draft.body, draft.article_count)
         return db.execute(
             "INSERT INTO webhook_deliveries(msg_id, search_id, kind, body, article_count,"
             f" created_us, status, attempts, next_us) VALUES ({p}, {p}, {p}, {p}, {p}, {p},"
             f" 'pending', 0, {p}) RETURNING id",
-            (
-                draft.msg_id,
-                draft.search_id,
-                draft.kind,
-                draft.body,
-                draft.article_count,
-                now_us,
-                now_us,
-            ),
+            (*values, now_us, now_us),
         ).fetchone()[0]
 
-    def delivery_add(self, draft: DeliveryDraft, now_us: int) -> DeliveryRecord:
-        """Queue a delivery, due now; as stored."""
+    def delivery_add(
+        self, draft: DeliveryDraft, now_us: int, most: int | None = None, within_us: int = 0
+    ) -> DeliveryRecord | int:
+        """Queue a delivery, due now; as stored. With `most`: only if its search made fewer
+        than `most` deliveries of its kind in the last `within_us` (else the microseconds
+        until the oldest of them is that old), counted in the insert's own turn."""
+        p = self.db.param
         with self.db.transaction() as db:
+            if most is not None:
+                self.db.take_turns(db, (DELIVERY_LOCK_CLASS, draft.search_id % 2**31))
+                made = db.execute(
+                    f"SELECT created_us FROM webhook_deliveries WHERE search_id = {p}"
+                    f" AND kind = {p} AND created_us > {p} ORDER BY created_us",
+                    (draft.search_id, draft.kind, now_us - within_us),
+                ).fetchall()
+                if len(made) >= most:
+                    return made[len(made) - most][0] + within_us - now_us
             delivery_id = self._add_delivery(db, draft, now_us)
         return DeliveryRecord(
-            delivery_id,
-            draft.msg_id,
-            draft.kind,
-            now_us,
-            "pending",
-            draft.article_count,
-            now_us,
-            (),
-        )
+            delivery_id, draft.msg_id, draft.kind, now_us, "pending", draft.article_count,
+            now_us, (),
+        )  # fmt: skip
 
-    def deliveries_claim(self, now_us: int, hold_us: int, limit: int) -> list[DueDelivery]:
+    def deliveries_claim(
+        self,
+        now_us: int,
+        hold_us: int,
+        limit: int,
+        per_key: int | None = None,
+        busy: Sequence[tuple[int | None, int]] = (),
+        used: Sequence[int] = (),
+    ) -> list[DueDelivery]:
         """Claim up to `limit` due deliveries for `hold_us` (no other claim takes them
-        meanwhile, on any instance), oldest due first."""
+        meanwhile, on any instance), taking turns between keys, then between a key's
+        searches: each one's first due, then each one's second..., where the attempts the
+        claimer has in flight (`busy`: key id and search id of each) count as turns taken;
+        among keys at the same turn, those that used the senders least lately first (`used`:
+        key ids, the one that used them most last; keys not in it first), then the oldest
+        due. With `per_key`, a key gets at most `per_key` minus its attempts in flight."""
         p = self.db.param
+        by_key = Counter(key for key, _ in busy if key is not None)
+        by_search = Counter(search for _, search in busy)
+        lately = {key: n for n, key in enumerate(used, 1)}
+        ranked = _RANKED.format(
+            p=p,
+            search_held=_taken("d.search_id", by_search, p),
+            held=_taken("key_id", by_key, p),
+            used=_taken("key_id", lately, p),
+        )
+        bound = f" WHERE ranked.turn <= {p}" if per_key is not None else ""
         claimable = f"(claimed_until_us IS NULL OR claimed_until_us <= {p})"
+        # PostgreSQL: rows another claimer is taking are passed over (only the deliveries
+        # are locked, not the ranking: windows cannot be).
+        lock = " FOR UPDATE OF c SKIP LOCKED" if self.db.skip_locked else ""
         with self.db.transaction() as db:
             # The claim is re-checked on the row itself (PostgreSQL re-evaluates the outer
             # WHERE on a row another transaction just updated): two claimers never share one.
             claimed = db.execute(
                 f"UPDATE webhook_deliveries SET claimed_until_us = {p} WHERE {claimable}"
-                " AND id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-                f" AND next_us <= {p} AND {claimable} ORDER BY next_us, id LIMIT {p}"
-                f"{self.db.skip_locked})"
-                " RETURNING id",
-                (now_us + hold_us, now_us, now_us, now_us, limit),
-            ).fetchall()
+                f" AND id IN (SELECT c.id FROM webhook_deliveries c JOIN ({ranked}) ranked"
+                f" ON ranked.id = c.id{bound} ORDER BY ranked.turn, ranked.used,"
+                f" ranked.next_us, c.id LIMIT {p}{lock}) RETURNING id",
+                (now_us + hold_us, now_us, *chain(*by_key.items(), *lately.items(),
+                 *by_search.items()), now_us, now_us, *([per_key] if bound else []), limit),
+            ).fetchall()  # fmt: skip
             if not claimed:
                 return []
             ids = [row[0] for row in claimed]
             rows = db.execute(
                 "SELECT d.id, d.msg_id, d.search_id, d.kind, d.body, d.attempts, s.webhook_url,"
                 " s.webhook_secret, s.webhook_old_secret, s.webhook_old_until_us,"
-                " s.webhook_disabled_us FROM webhook_deliveries d"
+                " s.webhook_disabled_us, s.key_id, k.revoked_at FROM webhook_deliveries d"
                 " LEFT JOIN searches s ON s.id = d.search_id"
+                " LEFT JOIN api_keys k ON k.id = s.key_id"
                 f" WHERE d.id IN ({', '.join([p] * len(ids))}) ORDER BY d.next_us, d.id",
                 tuple(ids),
             ).fetchall()
         due = []
-        for row in rows:
-            current, old, old_until, disabled = row[7:]
+        for *row, current, old, old_until, disabled, key_id, revoked_at in rows:
             old_valid = old is not None and (old_until or 0) > now_us
             secrets = tuple(s for s in (current, old if old_valid else None) if s)
-            due.append(DueDelivery(*row[:7], secrets, bool(disabled)))
+            due.append(DueDelivery(*row, secrets, bool(disabled), key_id, revoked_at is not None))
         return due
 
     def deliveries_attempted(self, outcomes: Sequence[Outcome]) -> None:
@@ -361,13 +414,7 @@ class Push(Repository):
                 db.execute(
                     "INSERT INTO webhook_attempts(delivery_id, at_us, status_code, error,"
                     f" duration_ms) VALUES ({p}, {p}, {p}, {p}, {p})",
-                    (
-                        outcome.delivery_id,
-                        attempt.at_us,
-                        attempt.status_code,
-                        attempt.error,
-                        attempt.duration_ms,
-                    ),
+                    (outcome.delivery_id, *astuple(attempt)),
                 )
                 db.execute(
                     f"UPDATE webhook_deliveries SET status = {p}, attempts = attempts + 1,"
