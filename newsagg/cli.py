@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 
-from newsagg.errors import Unavailable
+from newsagg.errors import InvalidInput, Unavailable
 from newsagg.key_cache import key_cache_for
 from newsagg.keys import KeyRing
 from newsagg.log import logging_config
@@ -243,6 +243,9 @@ def main(argv: Sequence[str] | None = None, demo_upstreams: DemoUpstreams | None
         return args.run(Settings.from_env().with_flags(vars(args)), args)
     except SettingsError as exc:
         print(f"newsagg: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInput as exc:  # e.g. a key name the API would refuse too
+        print(f"newsagg: {exc.detail}", file=sys.stderr)
         return 2
     except Unavailable as exc:  # the database is unreachable: say so, no traceback
         print(f"newsagg: {exc.detail}", file=sys.stderr)

@@ -131,3 +131,10 @@ def test_serve_demo_with_one_worker_answers_with_the_printed_key(tmp_path):
         assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
     with pytest.raises(requests.ConnectionError):  # gone with the command
         requests.get(f"{simulator_url}/_sim/calls", timeout=1)
+
+
+def test_a_key_name_the_api_refuses_is_refused_by_the_cli_saying_why(tmp_path):
+    refused = _newsagg(tmp_path, "keys", "create", "--name", "\u202egnp.exe")
+    assert refused.returncode == 2, refused.stderr
+    assert "name: must not contain" in refused.stderr and "U+202E" in refused.stderr
+    assert "Traceback" not in refused.stderr and refused.stdout == ""
