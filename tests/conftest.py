@@ -9,6 +9,7 @@ Connexion (its test client, or uvicorn on a loopback port where real concurrency
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from edge.app import create_app
 from edge.demo import pointed_at
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
-from providers.base import PROVIDER_NAMES
+from providers.base import PROVIDER_NAMES, Article
 from simulator import Simulator
 
 
@@ -250,3 +252,21 @@ class LiveServer:
 def live_server(service: Service) -> Iterator[LiveServer]:
     with LiveServer(service) as server:
         yield server
+
+
+_story_numbers = itertools.count(1)
+
+
+def new_story(title: str) -> Article:
+    """An article published now, at a URL no other call gives: a story new to the archive."""
+    return Article(
+        title=title,
+        description=None,
+        url=f"https://stories.example/{next(_story_numbers)}",
+        source="guardian",
+        publisher="The Guardian",
+        author=None,
+        image_url=None,
+        category="technology",
+        published_at=datetime.now(UTC),
+    )

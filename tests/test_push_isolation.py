@@ -9,28 +9,25 @@ below one send timeout."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import new_story
 
 from newsagg.metrics import Metrics
 from newsagg.push.delivery import Deliverer
 from newsagg.push.webhooks import parse_backoff
-from providers.base import Article
 
 pytestmark = pytest.mark.timeout(60)
 
 # Far below the 5 s a hanging receiver holds each attempt: another key's delivery must
 # not wait for even one of them. Generous for a loaded CI machine all the same.
 BOUND_SECONDS = 2.0
-_numbers = itertools.count(1)
 
 
 def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
@@ -147,21 +144,6 @@ def quick() -> Iterator[QuickReceiver]:
     made.close()
 
 
-def story(title: str) -> Article:
-    n = next(_numbers)
-    return Article(
-        title=title,
-        description=None,
-        url=f"https://isolation.example/{n}",
-        source="guardian",
-        publisher="The Guardian",
-        author=None,
-        image_url=None,
-        category="technology",
-        published_at=datetime.now(UTC),
-    )
-
-
 def noisy_key(service, hanging: HangingReceiver, pings: int):
     """A basic key with its 10 searches (its tier's cap) posting to a hanging receiver,
     each with `pings` pings queued."""
@@ -185,7 +167,7 @@ def test_one_keys_hanging_receivers_cost_another_key_nothing(make_service, hangi
 
     # Matching never waits on delivery: the match (what the event stream reads) is made.
     saved = time.monotonic()
-    service.feed.archive.save([story("Zeppelin over the city")])
+    service.feed.archive.save([new_story("Zeppelin over the city")])
     matched = wait_until(lambda: service.store.matches_after(search.id, 0, 10), BOUND_SECONDS)
     assert matched, f"no match within {BOUND_SECONDS} s while another key's receivers hang"
     # Its webhook goes out beside the hanging ones, not after them.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import itertools
 import logging
 import re
 import socket
@@ -21,22 +20,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 import yaml
-from conftest import LiveServer, problem_detail
+from conftest import LiveServer, new_story, problem_detail
 
 from edge.app import create_app
 from newsagg.errors import InvalidInput
-from providers.base import Article
 
 pytestmark = pytest.mark.timeout(60)
 
-_numbers = itertools.count(1)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,21 +43,6 @@ def wait_until(condition: Callable[[], object], seconds: float) -> bool:
             return False
         time.sleep(0.01)
     return True
-
-
-def story(title: str) -> Article:
-    n = next(_numbers)
-    return Article(
-        title=title,
-        description=None,
-        url=f"https://tenants.example/{n}",
-        source="guardian",
-        publisher="The Guardian",
-        author=None,
-        image_url=None,
-        category="technology",
-        published_at=datetime.now(UTC),
-    )
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -147,7 +128,7 @@ def test_a_key_holds_a_bounded_number_of_event_streams(server):
 
         # No open stream was cut off: every one gets the next match.
         assert svc.pusher.leadership.hold()
-        svc.feed.archive.save([story("Zeppelin lands")])
+        svc.feed.archive.save([new_story("Zeppelin lands")])
         svc.pusher.step()
         assert wait_until(lambda: all(s.articles() for s in streams), 10)
         assert not any(s.ended.is_set() for s in streams)
@@ -181,7 +162,7 @@ def test_revoking_a_key_404s_its_feeds_at_once_on_every_instance(two_instances):
     one, two = two_instances
     admin = bearer(one.keys.create("admin", "unlimited", admin=True).plaintext)
     owner = one.keys.create("owner", "basic")
-    two.feed.archive.save([story("Zeppelin before")])
+    two.feed.archive.save([new_story("Zeppelin before")])
     with (
         create_app(service=one).test_client() as first,
         create_app(service=two).test_client() as second,
@@ -238,7 +219,7 @@ def test_a_revoked_keys_open_event_stream_ends_and_sends_nothing_more(server):
         assert stream.status_code == 200
         assert wait_until(lambda: stream.events, 5)  # retry: the stream has begun
         assert svc.keys.revoke(owner.record.id)
-        svc.feed.archive.save([story("Zeppelin after the revocation")])
+        svc.feed.archive.save([new_story("Zeppelin after the revocation")])
         assert svc.pusher.leadership.hold()
         svc.pusher.step()
         assert stream.ended.wait(5), "the stream of a revoked key is still open"
