@@ -338,8 +338,6 @@ def service_upkeep(store: Any) -> tuple[str, Callable[[], None]]:
 
     upkeep = Upkeep(store)
     upkeep.start()
-    if not store.needs_upkeep:
-        return "none of its own on this engine (the server's autovacuum)", upkeep.stop
     return "newsagg.upkeep.Upkeep(store).start(), as the service starts it", upkeep.stop
 
 

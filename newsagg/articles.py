@@ -11,7 +11,8 @@ from typing import Any
 
 from providers.base import Article
 
-ARTICLE_FIELDS = tuple(f.name for f in dataclass_fields(Article))
+# What an article shows; its body text is only searched.
+ARTICLE_FIELDS = tuple(f.name for f in dataclass_fields(Article) if f.name != "body")
 
 
 def article_fields(article: Article) -> dict[str, Any]:

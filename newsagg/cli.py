@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
@@ -182,6 +183,17 @@ def _db_status(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _reindex(settings: Settings, _args: argparse.Namespace) -> int:
+    with closing(open_store(settings)) as store:
+        started = time.monotonic()
+        count = store.reindex()
+        print(
+            f"search index made anew for {store.analyzer.identity}: {count} articles"
+            f" in {time.monotonic() - started:.1f} s"
+        )
+    return 0
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """Flags for these settings, described by the settings table; values parsed by it too."""
     for name, flag, meaning in flagged():
@@ -232,6 +244,11 @@ def parser() -> argparse.ArgumentParser:
     db.add_parser("status", help="schema version and pending migrations").set_defaults(
         run=_db_status
     )
+    commands.add_parser(
+        "reindex",
+        help="make the archive's search index anew for NEWSAGG_SEARCH_LANGUAGE (after"
+        " changing it; with the service stopped)",
+    ).set_defaults(run=_reindex)
     return root
 
 

@@ -1,7 +1,7 @@
 """Fetching one provider's part of a feed request: the upstream calls its query needs, if
 the provider's breaker allows them, each paid from the caller's share of the upstream
 budget first (newsagg.budget), counted in the metrics; what they bring, saved to the
-archive.
+archive, as the upstream's answer to the query when it was asked it exactly.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from newsagg.articles import FeedItem
 from newsagg.budget import SPENT, Budgets, Caller
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
-from newsagg.query.upstream import upstream_queries
+from newsagg.query.upstream import answer_key, answers_count, upstream_queries
 from newsagg.request import FeedRequest
+from newsagg.store.archive import Answer
 from providers.base import Article, BeforeCall, Provider, ProviderName, Query, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,10 @@ class Fetcher:
         for upstream_query in upstream_queries(provider.name, request.query, request.match):
             for article in self._call(provider, upstream_query, caller):
                 articles.setdefault(article.url, article)
-        return self._archive.save(list(articles.values()))
+        answer = None
+        if request.match is not None and answers_count(provider.name, request.match):
+            answer = Answer(provider.name, answer_key(request.match))
+        return self._archive.save(list(articles.values()), answer)
 
     def _call(self, provider: Provider, query: Query, caller: Caller | None) -> list[Article]:
         """Upstream calls on demand, if the breaker allows them, each paid from `caller`'s

@@ -27,12 +27,12 @@ from newsagg.push.stream import MatchHub
 from newsagg.push.webhooks import parse_backoff
 from newsagg.push.worker import PushWorker
 from newsagg.ratelimit import RateLimiter, Standing, choose
-from newsagg.settings import Settings
+from newsagg.settings import Settings, SettingsError
 from newsagg.shared import RedisLink, SharedResults
 from newsagg.shared_flight import HANDOVER_GRACE_SECONDS, SharedFlight
 from newsagg.singleflight import SingleFlight, new_executor
 from newsagg.sources import SourceView
-from newsagg.store import KeyRecord, Store, open_store
+from newsagg.store import KeyRecord, Store, check_index, open_store
 from newsagg.upkeep import Upkeep
 from providers.base import PROVIDER_NAMES, Provider
 from providers.guardian import GuardianProvider
@@ -109,7 +109,9 @@ class Service:
 def make_providers(settings: Settings) -> list[Provider]:
     return [
         NewsAPIProvider(settings.newsapi_url, settings.newsapi_key),
-        GuardianProvider(settings.guardian_url, settings.guardian_key),
+        GuardianProvider(
+            settings.guardian_url, settings.guardian_key, bodies=settings.guardian_body_hours > 0
+        ),
         HackerNewsProvider(settings.hackernews_url),
     ]
 
@@ -120,6 +122,11 @@ def build_service(settings: Settings) -> Service:
     # Before the store: a malformed URL is refused with nothing opened yet.
     redis = RedisLink(settings.redis_url) if settings.redis_url else None
     store = open_store(settings)
+    try:
+        check_index(store)
+    except SettingsError:
+        store.close()
+        raise
     key_cache = key_cache_for(settings, redis)
     keys = KeyRing(store, key_cache or file_key_cache_for(settings, store))
     if settings.admin_key:
@@ -141,7 +148,7 @@ def build_service(settings: Settings) -> Service:
     )
     view = HarvestView(store, harvest_paces)
     providers = make_providers(settings)
-    archive = ArchiveWriter(store)
+    archive = ArchiveWriter(store, {"guardian": settings.guardian_body_hours})
     cache = ResultCache[tuple[FeedItem, ...]](
         settings.cache_ttl, settings.cache_max_stale, clock=clock
     )

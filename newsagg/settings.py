@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from newsagg.query.analysis import LANGUAGES
 from newsagg.tiers import Tier
 
 Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value; SettingsError if unusable
@@ -354,6 +355,23 @@ class Settings:
         90,
         "days an article is kept in the archive (`0`: every article forever)",
         _whole(0, 36_500),
+    )
+    search_language: str = setting(
+        "NEWSAGG_SEARCH_LANGUAGE",
+        "english",
+        "the language `q` and the archive stem words in (`election` finds `elections`): a"
+        " Snowball language (`english`, `french`, `german`, `spanish`, ...) or `none` (words"
+        " as written). A change of it takes `newsagg reindex` before the service starts",
+        _choice(*LANGUAGES),
+    )
+    guardian_body_hours: float = setting(
+        "NEWSAGG_GUARDIAN_BODY_HOURS",
+        24.0,
+        "hours a Guardian article's body text stays searchable after it was fetched (the"
+        " Guardian's terms ask for content to be refreshed or dropped within 24 hours); then"
+        " it leaves the index and the database, and the article's title and trail stay. `0`:"
+        " never asked for nor indexed",
+        _number(0),
     )
     push: bool = setting(
         "NEWSAGG_PUSH",

@@ -1,7 +1,10 @@
 """The service keeps its own database fast: exactly one process across every worker and
 instance takes the database's upkeep in short steps, under the "upkeep" lease.
 
-What runs (the engine decides, `Store.upkeep_step`; SQLite's in newsagg.store.sqlite):
+What runs, first on every engine: body texts past their time (the Guardian's, after
+NEWSAGG_GUARDIAN_BODY_HOURS) leave the full-text index and the database, EXPIRE_ROWS
+articles a step. Then the engine's own (`Store.upkeep_step`; SQLite's in
+newsagg.store.sqlite):
 - SQLite, in this order of priority:
   1. `ANALYZE` of the archive's tables, bounded by `PRAGMA analysis_limit` (1000 entries
      an index), once the archive holds 1,000 articles, then whenever its newest article id
@@ -11,7 +14,7 @@ What runs (the engine decides, `Store.upkeep_step`; SQLite's in newsagg.store.sq
      the merges have not seen and FTS5 finds segments to merge (any level holding 2).
   3. A passive WAL checkpoint (it waits for no one, no one waits for it); a WAL grown past
      8 MiB is then truncated, waiting at most 20 ms for readers to move on.
-- PostgreSQL: nothing; autovacuum does it (`needs_upkeep` is False, no thread starts).
+- PostgreSQL: nothing; autovacuum does it.
 
 When: a turn every IDLE_SECONDS (10 s), each taking the step that is due, if any; while
 steps find more to do, the next follows after a pause of 4 times the step (at least
@@ -46,6 +49,9 @@ PAUSE_SECONDS = 0.1  # at least, between steps while more is due
 PAUSE_FACTOR = 4.0  # ... and 4 times the step: the lock held at most a fifth of the time
 FIRST_WAIT_SECONDS = 10.0
 SLOW_STEP_SECONDS = 0.2  # a step this long is logged as a warning
+# Bodies leaving the index a step: on SQLite each is removed from FTS5 and indexed again
+# without its body (~0.1 ms an article of 1,000 words).
+EXPIRE_ROWS = 50
 
 
 class Upkeep:
@@ -70,9 +76,9 @@ class Upkeep:
         self._starter: threading.Timer | None = None
 
     def start(self) -> None:
-        """Start the thread (its first turn after `first_wait_seconds`), on an engine that
-        needs it; every process starts one, and the lease lets one of them work."""
-        if not self._store.needs_upkeep or self._starter is not None:
+        """Start the thread (its first turn after `first_wait_seconds`); every process
+        starts one, and the lease lets one of them work."""
+        if self._starter is not None:
             return
         self._starter = threading.Timer(self._first_wait_seconds, self._thread.start)
         self._starter.daemon = True
@@ -89,7 +95,13 @@ class Upkeep:
     def step(self) -> UpkeepStep:
         """The step that is due now, whoever holds the lease (the thread takes it only while
         leading): see the module's docstring."""
-        step = self._store.upkeep_step(self.budget_seconds)
+        started = time.perf_counter()
+        expired = self._store.expire_bodies(EXPIRE_ROWS)
+        if expired:
+            seconds = time.perf_counter() - started
+            step = UpkeepStep("expire", seconds, more=expired == EXPIRE_ROWS)
+        else:
+            step = self._store.upkeep_step(self.budget_seconds)
         if step.seconds >= SLOW_STEP_SECONDS:
             log.warning("upkeep: %s took %.0f ms", step.work, step.seconds * 1000)
         elif step.work == "analyze":

@@ -28,6 +28,9 @@ class Article:
     image_url: str | None
     category: Category
     published_at: datetime  # timezone-aware, UTC
+    # Text beyond the description that the upstream sends, to search but never to show:
+    # NewsAPI's `content` (its first ~200 characters), the Guardian's `bodyText`.
+    body: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

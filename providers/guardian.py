@@ -28,6 +28,7 @@ NAME = "guardian"
 PUBLISHER = "The Guardian"
 PAGE_SIZE = 50
 HARVEST_PAGE_SIZE = 200  # the Guardian's maximum page-size
+SHOW_FIELDS = "trailText,byline,thumbnail"
 
 SECTION_CATEGORY = {
     "technology": "technology",
@@ -83,6 +84,7 @@ def _article(item: Any) -> Article | None:
             image_url=optional_url(fields.get("thumbnail")),
             category=category_of(item.get("sectionId")),
             published_at=parse_timestamp(item.get("webPublicationDate")),
+            body=fields.get("bodyText") if isinstance(fields.get("bodyText"), str) else None,
         )
     except ValueError:
         return None
@@ -103,6 +105,11 @@ class GuardianProvider(HTTPProvider):
     name = NAME
     categories = frozenset(CATEGORIES)
 
+    def __init__(self, base_url: str, api_key: str | None = None, *, bodies: bool = True) -> None:
+        """`bodies`: ask for each article's body text (plain text, to search)."""
+        super().__init__(base_url, api_key)
+        self._fields = SHOW_FIELDS + (",bodyText" if bodies else "")
+
     def _search(
         self, params: dict[str, Any], timeout: float, before_call: BeforeCall
     ) -> dict[str, Any]:
@@ -113,7 +120,7 @@ class GuardianProvider(HTTPProvider):
         params = {
             "api-key": self._api_key or "",
             "order-by": "newest",
-            "show-fields": "trailText,byline,thumbnail",
+            "show-fields": self._fields,
             **params,
         }
         reply = self._client.get_json("/search", params, {}, timeout, before_call)

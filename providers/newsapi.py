@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ NAME = "newsapi"
 REMOVED = "[Removed]"
 PAGE_SIZE = 100
 LAST_WHOLE_SECOND = datetime.max.replace(microsecond=0)
+# NewsAPI cuts `content` at 200 characters and says how much it left out.
+_CUT_MARK = re.compile(r"\s*(?:…|\.\.\.)?\s*\[\+\d+ chars\]\s*$")
 # NewsAPI's error codes that fault the request's parameters, not NewsAPI (see
 # providers.http.status_error); maximumResultsReached comes with a 426, not a 400.
 QUERY_REJECTIONS = frozenset(
@@ -65,13 +68,20 @@ def _article(item: Any, category: str) -> Article | None:
             image_url=optional_url(item.get("urlToImage")),
             category=category,
             published_at=parse_timestamp(item.get("publishedAt")),
+            body=_content(item.get("content")),
         )
     except ValueError:
         return None  # one bad item does not sink the batch
 
 
+def _content(value: object) -> str | None:
+    """`content` as text, without NewsAPI's "… [+1234 chars]" mark."""
+    return html_to_text(_CUT_MARK.sub("", value)) if isinstance(value, str) else None
+
+
 def normalize(payload: Any, category: str) -> list[Article]:
-    """A success body as articles of `category`; `content` is unused (NewsAPI truncates it)."""
+    """A success body as articles of `category`; `content` (cut at 200 characters) is
+    their body text."""
     articles = payload.get("articles") if isinstance(payload, dict) else None
     if not isinstance(articles, list) or payload.get("status") != "ok":
         raise UpstreamError("upstream_bad_response", f"{NAME} sent an unexpected answer")

@@ -5,12 +5,16 @@ Every quirk the normalizers handle is here: NewsAPI removed items, ` - Publisher
 suffixes, truncated content, google-news redirects, stories relayed between providers
 with tracking parameters (so deduplication has work to do), Guardian items with missing
 `fields`, HTML and entities, string numbers, Hacker News Ask HN posts without a URL, and
-comments with a null title.
+comments with a null title. Articles have a body, as the real ones do: the Guardian's
+`bodyText` (plain text, served only when `show-fields` asks for it) and NewsAPI's
+`content` (its first 200 characters, then `… [+N chars]`).
 """
 
 from __future__ import annotations
 
+import html
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -413,6 +417,76 @@ def invented_story(rng: random.Random) -> dict[str, str]:
     }
 
 
+# The sentences invented bodies are made of, around each story's own title and trail text.
+# Their words are in no title or trail text of this data set and in no query the tests
+# ask, so searching bodies (as the real Guardian does) finds what the title and trail
+# already find, plus what only a body holds: the story's place, one of BODY_PLACES.
+BODY_SENTENCES = [
+    "Our correspondent in {place} spoke to residents, officials and campaigners recently.",
+    "Data released on Tuesday suggest that change is already happening.",
+    "Critics say progress has been slow and uneven between regions.",
+    "Supporters argue that patience is needed while findings come in.",
+    "Ministers are expected to respond once MPs reconvene following recess.",
+    "Councillors said they welcomed scrutiny but wanted clearer guidance.",
+    "Several experts cautioned that preliminary numbers should be treated carefully.",
+    "Readers can send their views using our comment form below.",
+    "This piece will be updated as details emerge.",
+    "Analysts at {place} University described it as overdue.",
+    "Campaign groups have called for independent review of budgets.",
+    "Residents in {place} told us they had noticed little difference so far.",
+]
+BODY_PLACES = [
+    "Aberystwyth",
+    "Dundee",
+    "Norwich",
+    "Truro",
+    "Lerwick",
+    "Inverness",
+    "Carlisle",
+    "Swansea",
+    "Enniskillen",
+    "Penzance",
+    "Whitby",
+    "Stornoway",
+]
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain(text: str | None) -> str:
+    """HTML as the text a reader sees: tags dropped, entities decoded."""
+    return " ".join(html.unescape(_TAG.sub(" ", text or "")).split())
+
+
+def body_place(number: int) -> str:
+    """The place only the body of story `number` names (a word no title or trail holds)."""
+    return BODY_PLACES[number % len(BODY_PLACES)]
+
+
+def _filler(number: int) -> list[str]:
+    """BODY_SENTENCES in an order of story `number`'s own, its place filled in."""
+    sentences = [s.format(place=body_place(number)) for s in BODY_SENTENCES[1:]]
+    random.Random(number).shuffle(sentences)
+    return sentences
+
+
+def body_text(title: str, trail: str | None, number: int) -> str:
+    """An invented article body, the same every time for the same story: where it was
+    reported from, its title, trail text and ten more of BODY_SENTENCES (120-odd words)."""
+    where = BODY_SENTENCES[0].format(place=body_place(number))
+    filler = _filler(number)
+    middle = [plain(title).rstrip(".") + ".", *filler[:4], *([plain(trail)] if trail else [])]
+    return " ".join([where, *middle, *filler[4:10]])
+
+
+def newsapi_content(lead: str, number: int, body: str | None = None) -> str:
+    """NewsAPI's `content`: an article's first 200 characters, then how many it cut. The
+    article is `body` when given, else its lead followed by invented sentences."""
+    if body is None:
+        body = " ".join([plain(lead), *_filler(number)])
+    cut = body[:200]
+    return cut if len(body) <= 200 else f"{cut}… [+{len(body) - 200} chars]"
+
+
 def _iso(moment: datetime, style: str = "Z") -> str:
     if style == "ms":
         return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -453,6 +527,7 @@ def guardian_results(now: datetime) -> list[dict[str, Any]]:
                 fields["trailText"] = trail
             if byline is not None:
                 fields["byline"] = byline
+            fields["bodyText"] = body_text(title, trail, i)
             if i % 3 == 0:
                 fields["thumbnail"] = f"https://media.guim.example/{i}/500.jpg"
             item["fields"] = fields
@@ -474,7 +549,7 @@ def newsapi_articles(now: datetime) -> list[dict[str, Any]]:
                 "url": f"https://www.{host}.example/{published:%Y/%m}/{_slug(title)}",
                 "urlToImage": f"https://img.example/{i}.jpg" if i % 3 else None,
                 "publishedAt": _iso(published, "offset" if i % 4 == 0 else "Z"),
-                "content": f"{description or title} Lorem ipsum dolor… [+{1200 + i} chars]",
+                "content": newsapi_content(description or title, i),
                 "category": category,
             }
         )
@@ -578,9 +653,15 @@ def hackernews_hits(now: datetime) -> list[dict[str, Any]]:
 
 
 def newsapi_story(
-    title: str, description: str | None, category: str, published: datetime, number: int
+    title: str,
+    description: str | None,
+    category: str,
+    published: datetime,
+    number: int,
+    body: str | None = None,
 ) -> dict[str, Any]:
-    """A newly published NewsAPI article (with the `category` the server filters on)."""
+    """A newly published NewsAPI article (with the `category` the server filters on);
+    `body` is its text, cut to `content` as NewsAPI does (default: invented)."""
     publisher = "Newswire"
     return {
         "source": {"id": "newswire", "name": publisher},
@@ -590,19 +671,26 @@ def newsapi_story(
         "url": f"https://www.newswire.example/{published:%Y/%m}/{_slug(title)}-{number}",
         "urlToImage": None,
         "publishedAt": _iso(published),
-        "content": f"{description or title} Lorem ipsum dolor… [+{900 + number} chars]",
+        "content": newsapi_content(description or title, number, body),
         "category": category,
     }
 
 
 def guardian_story(
-    title: str, trail: str | None, section: str, published: datetime, number: int
+    title: str,
+    trail: str | None,
+    section: str,
+    published: datetime,
+    number: int,
+    body: str | None = None,
 ) -> dict[str, Any]:
-    """A newly published Guardian result, with all its fields."""
+    """A newly published Guardian result, with all its fields; `body` is its `bodyText`
+    (default: invented)."""
     path = f"{section}/{published:%Y/%b/%d}/{_slug(title)}-{number}".lower()
     fields = {"wordcount": "600", "isPremoderated": "false"}
     if trail is not None:
         fields["trailText"] = f"<p>{trail}</p>"
+    fields["bodyText"] = body if body is not None else body_text(title, trail, number)
     return {
         "id": path,
         "type": "article",

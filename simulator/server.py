@@ -1,17 +1,20 @@
 """The upstream simulator: NewsAPI, the Guardian and Hacker News (Algolia) on loopback.
 
 Real HTTP, each provider's real response shapes, quirks, query language (NewsAPI and the
-Guardian: boolean q; Algolia: advancedSyntax) and paging (see simulator.data), with faults
-injected per provider, quotas, and new stories — from Python (`set_fault`, `set_quota`,
-`publish`) or over HTTP for another process:
+Guardian: boolean q, see simulator.query; Algolia: advancedSyntax), article bodies and
+paging (see simulator.data), with faults injected per provider, quotas, new stories and
+recorded answers of the real upstreams replayed (`replay`, see simulator.replay) — from
+Python (`set_fault`, `set_quota`, `publish`, `replay`) or, but for replays, over HTTP for
+another process:
     PUT    /_sim/faults/{provider}   body: {"kind": "status", "status": 429, "retry_after": 30}
-    DELETE /_sim/faults
+    DELETE /_sim/faults              also ends every replay
     GET    /_sim/calls               {"newsapi": 3, "guardian": 3, "hackernews": 2}
     DELETE /_sim/calls               also frees what the quotas have used up
     PUT    /_sim/quota/{provider}    body: {"per_day": 5} (null: no limit); NewsAPI starts
                                      at its free plan's 100, then answers 429 rateLimited
     POST   /_sim/stories/{provider}  body: {"title": …, "description": …, "category": …,
-                                     "section": …, "published_at": ISO 8601} → 201, the story
+                                     "section": …, "published_at": ISO 8601, "body": …}
+                                     → 201, the story
 `Simulator(ticker_seconds=N)` also publishes an invented story to a random provider every
 N seconds. Demo mode and the tests both use it; the providers are pointed at
 `base_url(name)`.
@@ -19,25 +22,36 @@ N seconds. Demo mode and the tests both use it; the providers are pointed at
 
 from __future__ import annotations
 
-import html
 import json
 import random
-import re
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from simulator import data
+from simulator.query import (
+    Document,
+    Matcher,
+    QuerySyntaxError,
+    Tree,
+    algolia_query,
+    canonical,
+    compile_tree,
+    document,
+    parse_boolean,
+)
+from simulator.replay import Recording, Replay, served_fields, shifted, show_fields
 
 # The upstreams the simulator stands for, each served under /{name}.
 PROVIDERS = ("newsapi", "guardian", "hackernews")
+REPLAYABLE = ("newsapi", "guardian")  # the upstreams recordings can be replayed for
 FAULT_KINDS = ("status", "latency", "malformed", "wrong_shape", "hang")
 HANG_LIMIT_SECONDS = 120.0
 DAY_SECONDS = 86_400.0
@@ -156,149 +170,6 @@ def _bound_time(value: str, end_of_day: bool) -> str:
     return _moment(value).replace(tzinfo=None).isoformat() + "Z"
 
 
-# -- the upstreams' query languages -----------------------------------------------------
-# Written here, not imported from newsagg: the simulator stands for foreign services, so it
-# stays an independent check of how newsagg renders its own query language for each.
-
-Document = list[list[str]]  # each searched field's word tokens
-Matcher = Callable[[Document], bool]
-Lexeme = tuple[str, Any]  # (kind, value): "(" / ")" / "op" / "sign" / "term"
-
-_WORD = re.compile(r"[^\W_]+")
-_TAG = re.compile(r"<[^>]*>")
-_LEXEME = re.compile(r'\s*(?:(?P<paren>[()])|"(?P<phrase>[^"]*)"|(?P<quote>")|(?P<word>[^\s()"]+))')
-_ALGOLIA_TERM = re.compile(r'(?P<sign>-?)(?:"(?P<phrase>[^"]*)"?|(?P<word>\S+))')
-_OR, _AND, _NOT, _CLOSE = ("op", "OR"), ("op", "AND"), ("op", "NOT"), (")", None)
-
-
-class QuerySyntaxError(ValueError):
-    """A q the upstream refuses: unbalanced quotes or parentheses, an operator lacking a term."""
-
-
-def _tokens(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def _document(*texts: str | None) -> Document:
-    """The searched fields as word tokens, HTML stripped and entities decoded."""
-    return [_tokens(html.unescape(_TAG.sub(" ", text))) for text in texts if text]
-
-
-def _contains(document: Document, phrase: list[str]) -> bool:
-    """Whether one field holds these tokens in a row: a word with punctuation inside
-    (covid-19, AT&T) is the phrase of its tokens; phrases never span two fields."""
-    size = len(phrase)
-    return any(
-        field[i : i + size] == phrase for field in document for i in range(len(field) - size + 1)
-    )
-
-
-def _term(phrase: list[str]) -> Matcher:
-    if not phrase:  # nothing but punctuation: no constraint, as search engines drop it
-        return lambda _document: True
-    return lambda document: _contains(document, phrase)
-
-
-def _lex(q: str, signs: bool) -> list[Lexeme]:
-    """Split a boolean q; with `signs` (NewsAPI), a leading + or - is an operator."""
-    lexemes: list[Lexeme] = []
-    for match in _LEXEME.finditer(q.rstrip()):
-        if match["quote"]:
-            raise QuerySyntaxError("unbalanced quotes")
-        if match["paren"]:
-            lexemes.append((match["paren"], None))
-        elif match["phrase"] is not None:
-            lexemes.append(("term", _tokens(match["phrase"])))
-        else:
-            word = match["word"]
-            if signs and word[0] in "+-":
-                lexemes.append(("sign", word[0]))
-                word = word[1:]
-            if word in ("AND", "OR", "NOT"):
-                lexemes.append(("op", word))
-            elif word:
-                lexemes.append(("term", _tokens(word)))
-    return lexemes
-
-
-class _BooleanParser:
-    """Recursive descent over q := or; or := and (OR and)*; and := unary ([AND] unary)*;
-    unary := NOT unary | - unary | + unary | ( or ) | term. NOT binds tightest, then AND."""
-
-    def __init__(self, lexemes: list[Lexeme]) -> None:
-        self._lexemes = lexemes
-        self._at = 0
-
-    def parse(self) -> Matcher:
-        if not self._lexemes:
-            return lambda _document: True
-        matcher = self._disjunction()
-        if self._peek() is not None:
-            raise QuerySyntaxError("unbalanced parentheses")
-        return matcher
-
-    def _peek(self) -> Lexeme | None:
-        return self._lexemes[self._at] if self._at < len(self._lexemes) else None
-
-    def _take(self) -> Lexeme | None:
-        lexeme = self._peek()
-        self._at += 1
-        return lexeme
-
-    def _disjunction(self) -> Matcher:
-        terms = [self._conjunction()]
-        while self._peek() == _OR:
-            self._take()
-            terms.append(self._conjunction())
-        return lambda document: any(term(document) for term in terms)
-
-    def _conjunction(self) -> Matcher:
-        terms = [self._unary()]
-        while (lexeme := self._peek()) is not None and lexeme not in (_OR, _CLOSE):
-            if lexeme == _AND:
-                self._take()
-            terms.append(self._unary())
-        return lambda document: all(term(document) for term in terms)
-
-    def _unary(self) -> Matcher:
-        lexeme = self._take()
-        if lexeme is None:
-            raise QuerySyntaxError("an operator lacks its term")
-        if lexeme in (_NOT, ("sign", "-")):
-            negated = self._unary()
-            return lambda document: not negated(document)
-        if lexeme == ("sign", "+"):
-            return self._unary()
-        if lexeme == ("(", None):
-            inner = self._disjunction()
-            if self._take() != _CLOSE:
-                raise QuerySyntaxError("unbalanced parentheses")
-            return inner
-        if lexeme[0] == "term":
-            return _term(lexeme[1])
-        raise QuerySyntaxError(f"unexpected {lexeme[1] or lexeme[0]!r}")
-
-
-def boolean_query(q: str, *, signs: bool) -> Matcher:
-    """NewsAPI's (signs=True: also +must, -mustnot) or the Guardian's q as a matcher."""
-    return _BooleanParser(_lex(q, signs)).parse()
-
-
-def algolia_query(q: str) -> Matcher:
-    """Algolia's advancedSyntax: every word required, "phrase", -word excludes. No OR (it is
-    a word like any other) and no parentheses (punctuation); it never refuses a query."""
-    required: list[list[str]] = []
-    excluded: list[list[str]] = []
-    for match in _ALGOLIA_TERM.finditer(q):
-        phrase = _tokens(match["phrase"] if match["phrase"] is not None else match["word"])
-        if phrase:
-            (excluded if match["sign"] else required).append(phrase)
-    return lambda document: (
-        all(_contains(document, p) for p in required)
-        and not any(_contains(document, p) for p in excluded)
-    )
-
-
 class Simulator:
     """The three upstreams on one loopback port, each under its own path prefix."""
 
@@ -320,6 +191,10 @@ class Simulator:
         self._quotas: dict[str, int | None] = dict.fromkeys(PROVIDERS)
         self._quota_calls: dict[str, deque[float]] = {name: deque() for name in PROVIDERS}
         self._published: dict[str, list[dict[str, Any]]] = {name: [] for name in PROVIDERS}
+        # Recordings answering their q (keyed on provider, endpoint and the q's canonical
+        # form), and the articles of those replayed as_harvest, listed with the own data.
+        self._replays: dict[tuple[str, str, Tree], Replay] = {}
+        self._pools: dict[str, list[dict[str, Any]]] = {name: [] for name in REPLAYABLE}
         self._clock = clock
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -388,8 +263,11 @@ class Simulator:
             self._faults[provider] = fault
 
     def clear_faults(self) -> None:
+        """Back to normal answers: no faults, and no replays either (the tests' conftest
+        calls this around every test, so no recording outlives the test that replayed it)."""
         with self._lock:
             self._faults.clear()
+        self.clear_replays()
 
     def fault(self, provider: str) -> Fault | None:
         with self._lock:
@@ -448,29 +326,79 @@ class Simulator:
         category: str | None = None,
         section: str | None = None,
         published_at: datetime | None = None,
+        body: str | None = None,
     ) -> dict[str, Any]:
         """Add a story to a provider's data set and return it as that provider serves it.
         `category` is NewsAPI's (default general; for the Guardian it picks a section),
-        `section` the Guardian's; published now by default, so it is the newest."""
+        `section` the Guardian's; published now by default, so it is the newest (returned
+        without the Guardian's `bodyText`, as served unless asked for). `body` is
+        the article's text (default: one invented from a few stock sentences): the
+        Guardian's `fields.bodyText`, NewsAPI's `content` once cut as NewsAPI cuts it;
+        a Hacker News story has none (its text is `description`)."""
         _check_provider(provider)
         if not isinstance(title, str) or not title.strip():
             raise ValueError("title must be a non-empty string")
         if category is not None and category not in data.CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(data.CATEGORIES)}")
+        if body is not None and (provider == "hackernews" or not isinstance(body, str)):
+            raise ValueError("body must be a string, and Hacker News stories have none")
         published = (published_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         with self._lock:
             number = sum(len(stories) for stories in self._published.values())
             if provider == "newsapi":
                 story = data.newsapi_story(
-                    title, description, category or "general", published, number
+                    title, description, category or "general", published, number, body
                 )
             elif provider == "guardian":
                 chosen = section or data.SECTIONS[category or "general"]
-                story = data.guardian_story(title, description, chosen, published, number)
+                story = data.guardian_story(title, description, chosen, published, number, body)
             else:
                 story = data.hackernews_story(title, description, published, number)
             self._published[provider].append(story)
-        return {k: v for k, v in story.items() if k != "category"}
+        # As served to a request that does not ask for the body text (newsagg's, by default).
+        return served_fields({k: v for k, v in story.items() if k != "category"}, set())
+
+    def replay(
+        self,
+        recording: Recording | dict[str, Any],
+        *,
+        as_harvest: bool = False,
+        within: timedelta | None = None,
+    ) -> Replay:
+        """From now on, answer a request for the recording's q at its endpoint with its
+        body: page 1 the recorded articles, later pages none. The q matches in any spelling
+        of the same query (newsagg asks `"economics" OR "finance"` for `economics OR
+        finance`). Publication times move so the newest is a few minutes old, spacing kept
+        (shrunk to fit `within`, if given and exceeded). `as_harvest`: the articles also join
+        the provider's own data set, so the listings a harvest reads (the Guardian's
+        /search without q, NewsAPI's top headlines, every category) hold them. Returns the
+        replay, its articles as served. Raises ValueError for a recording it cannot serve."""
+        if not isinstance(recording, Recording):
+            recording = Recording.from_json(recording)
+        tree = parse_boolean(recording.q, signs=recording.provider == "newsapi")
+        replay = Replay(recording, shifted(recording, datetime.now(UTC), within))
+        with self._lock:
+            self._replays[(recording.provider, recording.endpoint, canonical(tree))] = replay
+            if as_harvest:
+                self._pools[recording.provider].extend(replay.items)
+        return replay
+
+    def clear_replays(self) -> None:
+        with self._lock:
+            self._replays.clear()
+            for pool in self._pools.values():
+                pool.clear()
+
+    def _replayed(self, provider: str, path: str, tree: Tree) -> Replay | None:
+        with self._lock:
+            replay = self._replays.get((provider, path, canonical(tree)))
+            if replay is not None:
+                replay.served += 1
+            return replay
+
+    def _pool(self, provider: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._pools[provider])
 
     def _published_newest_first(self, provider: str, key: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -489,39 +417,13 @@ class Simulator:
         self, path: str, query: dict[str, list[str]], api_key: str | None
     ) -> tuple[int, Any]:
         """NewsAPI's answer (status, body) to a request that carries no fault."""
-        if not api_key:
-            return 401, _newsapi_error("apiKeyMissing", "Your API key is missing.")
-        if api_key != self.newsapi_key:
-            # Like the real one, the message quotes the key: newsagg must never echo it.
-            return 401, _newsapi_error(
-                "apiKeyInvalid", f"Your API key ({api_key}) is invalid or incorrect."
-            )
-        q, category = _first(query, "q"), _first(query, "category")
-        sources = {s for s in _first(query, "sources").split(",") if s}
-        if path == "/v2/top-headlines":
-            refusal = _top_headlines_refusal(query)
-            if refusal is not None:
-                return refusal
-            # As the live service behaves since 2023: nothing at all with `language` (not a
-            # top-headlines parameter), and without `sources` nothing outside country=us.
-            if "language" in query or (not sources and _first(query, "country") != "us"):
-                return 200, {"status": "ok", "totalResults": 0, "articles": []}
-        elif path == "/v2/everything":
-            # q is what scopes a search here (newsagg sends neither `sources` nor `domains`,
-            # the other ways), and a blank q scopes nothing.
-            if not q.strip():
-                return 400, _newsapi_error(
-                    "parametersMissing",
-                    "Required parameters are missing, the scope of your search is too broad.",
-                )
-        else:
-            return 404, {"status": "error", "code": "unexpectedError", "message": "Not found."}
+        refusal = self._newsapi_refusal(path, query, api_key)
+        if refusal is not None:
+            return refusal
         try:
-            matches = boolean_query(q, signs=True)
+            tree = parse_boolean(_first(query, "q"), signs=True)
         except QuerySyntaxError as exc:
             return 400, _newsapi_error("parameterInvalid", f"The q parameter is invalid: {exc}.")
-        start = _bound_time(_first(query, "from", "0001-01-01"), end_of_day=False)
-        end = _bound_time(_first(query, "to", "9999-12-31"), end_of_day=True)
         size, page = _int(query, "pageSize", 20, 1, 100), _int(query, "page", 1, 1, 10_000)
         if page * size > NEWSAPI_RESULTS_LIMIT:
             return 426, _newsapi_error(
@@ -529,10 +431,63 @@ class Simulator:
                 f"You have requested too many results. Developer accounts are limited to a "
                 f"max of {NEWSAPI_RESULTS_LIMIT} results.",
             )
-        stories = self._published_newest_first("newsapi", "publishedAt")
-        stories += data.newsapi_articles(data.now_utc())
+        replayed = self._replayed("newsapi", path, tree)
+        if replayed is not None:
+            return 200, replayed.newsapi_page(page)
+        items = self._newsapi_items(path, query, compile_tree(tree))
+        return 200, {
+            "status": "ok",
+            "totalResults": len(items),
+            "articles": items[(page - 1) * size : page * size],
+        }
+
+    def _newsapi_refusal(
+        self, path: str, query: dict[str, list[str]], api_key: str | None
+    ) -> tuple[int, Any] | None:
+        """What NewsAPI answers before it searches: a refused key, path or combination of
+        parameters, or the empty answer top-headlines gives outside the US."""
+        if not api_key:
+            return 401, _newsapi_error("apiKeyMissing", "Your API key is missing.")
+        if api_key != self.newsapi_key:
+            # Like the real one, the message quotes the key: newsagg must never echo it.
+            return 401, _newsapi_error(
+                "apiKeyInvalid", f"Your API key ({api_key}) is invalid or incorrect."
+            )
+        if path == "/v2/top-headlines":
+            refusal = _top_headlines_refusal(query)
+            if refusal is not None:
+                return refusal
+            # As the live service behaves since 2023: nothing at all with `language` (not a
+            # top-headlines parameter), and without `sources` nothing outside country=us.
+            if "language" in query or (
+                not _first(query, "sources") and _first(query, "country") != "us"
+            ):
+                return 200, {"status": "ok", "totalResults": 0, "articles": []}
+            return None
+        if path == "/v2/everything":
+            # q is what scopes a search here (newsagg sends neither `sources` nor `domains`,
+            # the other ways), and a blank q scopes nothing.
+            if not _first(query, "q").strip():
+                return 400, _newsapi_error(
+                    "parametersMissing",
+                    "Required parameters are missing, the scope of your search is too broad.",
+                )
+            return None
+        return 404, {"status": "error", "code": "unexpectedError", "message": "Not found."}
+
+    def _newsapi_items(
+        self, path: str, query: dict[str, list[str]], matches: Matcher
+    ) -> list[dict[str, Any]]:
+        """Every article a search finds: published stories, then replayed recordings'
+        articles (as_harvest), then the bundled data set."""
+        category = _first(query, "category")
+        sources = {s for s in _first(query, "sources").split(",") if s}
+        start = _bound_time(_first(query, "from", "0001-01-01"), end_of_day=False)
+        end = _bound_time(_first(query, "to", "9999-12-31"), end_of_day=True)
+        everything = path == "/v2/everything"
         items = []
-        for article in stories:
+        published = self._published_newest_first("newsapi", "publishedAt")
+        for article in published + data.newsapi_articles(data.now_utc()):
             article = dict(article)
             article_category = article.pop("category")
             headline = article["title"].rsplit(" - ", 1)[0]  # the publisher is no search text
@@ -540,20 +495,25 @@ class Simulator:
                 continue
             if sources and article["source"]["id"] not in sources:
                 continue
-            if not matches(_document(headline, article["description"])):
+            if not matches(document(headline, article["description"])):
                 continue
-            if path == "/v2/everything":
-                if not start <= _bound_time(article["publishedAt"], False) <= end:
+            if everything:
+                if not _published_within(article["publishedAt"], start, end):
                     continue  # only /v2/everything takes from/to
                 article["title"] = headline  # no suffix there
             items.append(article)
-        if path == "/v2/everything" and _first(query, "sortBy", "publishedAt") == "publishedAt":
+        # A recording's articles carry no category: they are in every one.
+        pooled = [
+            article
+            for article in self._pool("newsapi")
+            if (not sources or (article.get("source") or {}).get("id") in sources)
+            and matches(document(article.get("title"), article.get("description")))
+            and (not everything or _published_within(article.get("publishedAt"), start, end))
+        ]
+        items[len(published) : len(published)] = pooled
+        if everything and _first(query, "sortBy", "publishedAt") == "publishedAt":
             items.sort(key=lambda a: _bound_time(a["publishedAt"], False), reverse=True)
-        return 200, {
-            "status": "ok",
-            "totalResults": len(items),
-            "articles": items[(page - 1) * size : page * size],
-        }
+        return items
 
     def guardian(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         """The Guardian's answer (status, body) to a request that carries no fault."""
@@ -561,28 +521,20 @@ class Simulator:
             return 401, {"message": "Unauthorized"}
         if path != "/search":
             return 404, {"response": {"status": "error", "message": "Not found"}}
-        q, sections = _first(query, "q"), _first(query, "section")
-        wanted = set(sections.split("|")) if sections else None
-        matches = boolean_query(q, signs=False)
-        start = _bound_time(_first(query, "from-date", "0001-01-01"), end_of_day=False)
-        end = _bound_time(_first(query, "to-date", "9999-12-31"), end_of_day=True)
-        stories = self._published_newest_first("guardian", "webPublicationDate")
-        results = [
-            r
-            for r in stories + data.guardian_results(data.now_utc())
-            if (wanted is None or r["sectionId"] in wanted)
-            and matches(_document(r["webTitle"], r.get("fields", {}).get("trailText")))
-            and start <= _bound_time(r["webPublicationDate"], False) <= end
-        ]
+        q = _first(query, "q")
+        tree = parse_boolean(q, signs=False)
+        fields = show_fields(query["show-fields"][0] if "show-fields" in query else None)
+        size, page = _int(query, "page-size", 10, 1, 200), _int(query, "page", 1, 1, 10_000)
+        replayed = self._replayed("guardian", path, tree)
+        if replayed is not None:
+            return 200, replayed.guardian_page(page, size, fields)
+        results = self._guardian_results(query, compile_tree(tree))
         order = _first(query, "order-by") or ("relevance" if q else "newest")
         if order in ("newest", "oldest"):
             results.sort(
                 key=lambda r: _bound_time(r["webPublicationDate"], False),
                 reverse=order == "newest",
             )
-        if "show-fields" not in query:
-            results = [{k: v for k, v in r.items() if k != "fields"} for r in results]
-        size, page = _int(query, "page-size", 10, 1, 200), _int(query, "page", 1, 1, 10_000)
         pages = max(1, -(-len(results) // size))
         if page > pages:
             raise ValueError("requested page is beyond the number of available pages")
@@ -596,9 +548,30 @@ class Simulator:
                 "currentPage": page,
                 "pages": pages,
                 "orderBy": order,
-                "results": results[(page - 1) * size : page * size],
+                "results": [
+                    served_fields(r, fields) for r in results[(page - 1) * size : page * size]
+                ],
             }
         }
+
+    def _guardian_results(
+        self, query: dict[str, list[str]], matches: Matcher
+    ) -> list[dict[str, Any]]:
+        """Every result a search finds, in sections asked and dates asked: published
+        stories, replayed recordings' results (as_harvest), then the bundled data set. As
+        the real Guardian, q searches the body text too, whatever show-fields asks for."""
+        sections = _first(query, "section")
+        wanted = set(sections.split("|")) if sections else None
+        start = _bound_time(_first(query, "from-date", "0001-01-01"), end_of_day=False)
+        end = _bound_time(_first(query, "to-date", "9999-12-31"), end_of_day=True)
+        stories = self._published_newest_first("guardian", "webPublicationDate")
+        return [
+            r
+            for r in stories + self._pool("guardian") + data.guardian_results(data.now_utc())
+            if (wanted is None or r.get("sectionId") in wanted)
+            and matches(_searched(r))
+            and _published_within(r.get("webPublicationDate"), start, end)
+        ]
 
     def hackernews(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         """Algolia's answer (status, body) to a request that carries no fault."""
@@ -615,7 +588,7 @@ class Simulator:
             h
             for h in stories + data.hackernews_hits(data.now_utc())
             if all(t in h["_tags"] for t in tags)  # without tags=story, comments come too
-            and matches(_document(h["title"], h["story_text"]))
+            and matches(document(h["title"], h["story_text"]))
             and all(_numeric_filter(h, b) for b in bounds)
         ]
         if path == "/api/v1/search_by_date":
@@ -635,6 +608,22 @@ class Simulator:
             body["hits"] = []
             body["message"] = "you can only fetch the 1000 hits for this query"
         return 200, body
+
+
+def _published_within(stamp: Any, start: str, end: str) -> bool:
+    """Whether a publication time falls in [start, end]; an unreadable one never does."""
+    try:
+        return start <= _bound_time(str(stamp), False) <= end
+    except ValueError:
+        return False
+
+
+def _searched(result: dict[str, Any]) -> Document:
+    """What the Guardian's q searches in a result: its headline, trail text and body."""
+    fields = result.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
+    texts = (result.get("webTitle"), fields.get("trailText"), fields.get("bodyText"))
+    return document(*(t for t in texts if isinstance(t, str)))
 
 
 def _check_provider(provider: str) -> None:

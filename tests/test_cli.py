@@ -48,6 +48,26 @@ def test_bad_configuration_is_reported_not_a_traceback(tmp_path):
     assert "NEWSAGG_UPSTREAM_TIMEOUT" in env_result.stderr and "Traceback" not in env_result.stderr
 
 
+def test_a_change_of_search_language_needs_a_reindex_and_says_so(tmp_path):
+    """The service refuses an archive indexed for another language, saying what to run;
+    `newsagg reindex` makes the index anew. Key management goes on meanwhile."""
+    assert _newsagg(tmp_path, "keys", "create", "--name", "a").returncode == 0
+    french = {
+        "NEWSAGG_DATABASE": str(tmp_path / "cli.sqlite3"),
+        "NEWSAGG_SEARCH_LANGUAGE": "french",
+    }
+    refused = run_cli(french, "harvest", "--once")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "newsagg reindex" in refused.stderr and "french" in refused.stderr
+    assert run_cli(french, "keys", "list").returncode == 0
+    reindexed = run_cli(french, "reindex")
+    assert reindexed.returncode == 0
+    assert re.fullmatch(
+        r"search index made anew for french; .*: 0 articles in [\d.]+ s\n", reindexed.stdout
+    )
+    assert "newsagg reindex" not in run_cli(french, "harvest", "--once").stderr
+
+
 # -- the console script: the core's CLI with demo mode wired in at the edge ---------------
 
 

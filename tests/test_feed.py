@@ -27,6 +27,9 @@ from newsagg.feed_page import FeedPage, SourceReport
 from newsagg.fetcher import Fetcher
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
+from newsagg.query.analysis import Analyzer
+from newsagg.query.matching import matches
+from newsagg.query.syntax import parse
 from newsagg.request import FeedRequest
 from newsagg.settings import Settings
 from newsagg.shared_flight import SharedFlight
@@ -54,11 +57,17 @@ class FakeClock:
 
 
 def story(
-    source: str, n: int, *, url: str | None = None, minutes_ago: int | None = None
+    source: str,
+    n: int,
+    *,
+    url: str | None = None,
+    minutes_ago: int | None = None,
+    title: str | None = None,
+    description: str | None = None,
 ) -> Article:
     return Article(
-        title=f"{source} story {n}",
-        description=None,
+        title=title or f"{source} story {n}",
+        description=description,
         url=url or f"https://example.com/{source}/{n}",
         source=source,  # type: ignore[arg-type]
         publisher=None,
@@ -67,6 +76,14 @@ def story(
         category="technology",
         published_at=NOW - timedelta(minutes=n),
     )
+
+
+def titles(page: FeedPage) -> list[str]:
+    return [item.article.title for item in page.items]
+
+
+# How an upstream that searches word for word matches (FakeProvider).
+WORD_FOR_WORD = Analyzer("none")
 
 
 @dataclass
@@ -79,6 +96,9 @@ class FakeProvider:
     enabled: bool = True
     categories: frozenset[str] = frozenset(CATEGORIES)
     calls: int = 0
+    # Whether it answers a query with what matches it (word for word), or with everything
+    # it has, as an upstream whose reasons newsagg cannot see.
+    searches: bool = True
 
     def serves(self, query: Query) -> bool:
         return query.category is None or query.category in self.categories
@@ -88,7 +108,14 @@ class FakeProvider:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        return list(self.articles)
+        if not query.q or not self.searches:
+            return list(self.articles)
+        asked = WORD_FOR_WORD.query(parse(query.q))
+        return [
+            a
+            for a in self.articles
+            if matches(asked, WORD_FOR_WORD.document(a.title, a.description))
+        ]
 
 
 @dataclass
@@ -126,7 +153,7 @@ def rig(tmp_path) -> Iterator[Callable[..., Rig]]:
         made.append((store, executor))
         health = ProviderHealth(failure_threshold=2, open_seconds=30, clock=clock)
         cache = ResultCache[tuple[FeedItem, ...]](ttl, max_stale, clock=clock)
-        metrics, archive = Metrics(), ArchiveWriter(store)
+        metrics, archive = Metrics(), ArchiveWriter(store, {})
         budgets = Budgets(store, quotas or UNBUDGETED, on_demand_share=0.2)  # type: ignore[arg-type]
         feed = Feed(
             providers=list(providers),  # type: ignore[arg-type]
@@ -301,6 +328,36 @@ def test_every_filter_applies_to_the_whole_archive_not_to_one_answer(rig):
     r.providers["newsapi"].articles = [story("newsapi", n) for n in range(5, 7)]
     page = r.page(q="story 2 OR story 6")  # one was fetched earlier, one now
     assert [i.article.title for i in page.items] == ["newsapi story 2", "newsapi story 6"]
+
+
+def test_an_upstream_answer_to_the_very_query_is_a_match_of_it(rig):
+    """NewsAPI and the Guardian asked exactly a query: whatever they answer matches it from
+    then on, in the archive alone too, ranked after what the archive matches itself.
+    Hacker News' answers never count (its search forgives typos); nor does an answer to a
+    broader rendering (a prefix, `title:`)."""
+    unseen = story("newsapi", 1, title="Markets fall", description="Shares slid")
+    own = story("newsapi", 3, title="Economies grow")
+    r = rig(
+        FakeProvider("newsapi", [unseen, story("newsapi", 2), own], searches=False),
+        FakeProvider("hackernews", [story("hackernews", 3, title="Nothing alike")], searches=False),
+    )
+    answered = ["Markets fall", "newsapi story 2", "Economies grow"]
+    assert titles(r.page(q="economy")) == answered
+    for provider in r.providers.values():
+        provider.error = UpstreamError("upstream_unreachable", "down")
+    r.clock.now += 3600  # past the cache: the archive alone answers
+    assert titles(r.page(q="economy")) == answered
+    by_relevance = titles(r.page(q="economy", sort="relevance"))
+    assert by_relevance[0] == "Economies grow" and sorted(by_relevance) == sorted(answered)
+    earlier = (NOW - timedelta(minutes=2)).isoformat()  # its filters still apply
+    assert titles(r.page(q="economy", published_to=earlier)) == answered[1:]
+    assert titles(r.page(q="economies OR story")) == ["newsapi story 2", "Economies grow"]
+
+
+def test_an_answer_to_a_broader_rendering_is_no_match(rig):
+    r = rig(FakeProvider("newsapi", [story("newsapi", 1, title="Markets fall")], searches=False))
+    assert titles(r.page(q="econ*")) == []
+    assert titles(r.page(q="title:economy")) == []
 
 
 def test_relevance_needs_q_and_ranks_the_best_match_first(rig):

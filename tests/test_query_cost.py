@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsagg.query.analysis import Analyzer
 from newsagg.query.syntax import MAX_DEPTH, MAX_LENGTH, MAX_TERMS, Node, QuerySyntaxError, parse
 from newsagg.query.upstream import to_guardian, to_hackernews, to_newsapi
 from newsagg.store.fulltext import to_fts5, to_pairs, to_tsquery
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.timeout(120)
 # The documented cost is 10 ms of CPU each; asserted with room for a machine under load.
 CPU_BOUND_SECONDS = 0.05
 RENDERINGS: tuple[Callable[[Node], object], ...] = (
+    Analyzer().query,
     to_fts5,
     to_tsquery,
     to_pairs,

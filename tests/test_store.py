@@ -305,6 +305,7 @@ def test_migrations_are_idempotent(stores, backend_settings):
     expected = {"schema_version", "meta", "articles", "api_keys", "rate_limit_hits"}
     expected |= {"upstream_calls", "harvest_state", "harvest_leases"}
     expected |= {"searches", "search_matches", "webhook_deliveries", "webhook_attempts"}
+    expected |= {"upstream_answers"}
     if not backend_settings.database_url:  # FTS5 keeps its index in tables of its own
         expected |= {f"articles_fts{part}" for part in ("", "_data", "_idx", "_docsize", "_config")}
     assert tables == expected

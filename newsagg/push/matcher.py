@@ -2,9 +2,10 @@
 
 Article ids are the archive's arrival order (both stores commit them in order), so the
 matcher keeps one watermark, the newest id it has looked at, and reads what is above it.
-Each article is tokenised once and tested against every active search in Python with the
-query language's reference semantics (`newsagg.query.matching.matches_fields`), which the
-archive's engines are tested to agree with: a match is exactly what
+Each article is analysed once (with the archive's analyzer: the same stems) and tested
+against every active search in Python with the query language's reference semantics
+(`newsagg.query.matching.matches_fields`), which the archive's engines are tested to agree
+with, or found among an upstream's answers to the search's query: a match is exactly what
 GET /searches/{id}/articles would show. A search takes only articles newer than itself.
 Matches, their webhook deliveries and the new watermark are stored in one transaction.
 """
@@ -20,10 +21,13 @@ from collections.abc import Callable
 from newsagg.articles import archived_json
 from newsagg.metrics import Metrics
 from newsagg.push.searches import event_body, new_message_id
+from newsagg.query.analysis import Analyzer
 from newsagg.query.matching import fields_of, matches_fields
 from newsagg.query.syntax import Node, parse
+from newsagg.query.upstream import answer_key
 from newsagg.store import Store
-from newsagg.store.push import DeliveryDraft, NewArticle, SearchRecord
+from newsagg.store.archive import NewArticle
+from newsagg.store.push import DeliveryDraft, SearchRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +36,10 @@ ARTICLES_PER_DELIVERY = 100  # a webhook message carries at most this many
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(q: str) -> Node:
-    return parse(q)
+def _compiled(q: str, analyzer: Analyzer) -> tuple[Node, str | None]:
+    """A search's query as stems, and the key of the upstream answers that count."""
+    node = parse(q)
+    return analyzer.query(node), answer_key(node)
 
 
 def _passes_filters(search: SearchRecord, article: NewArticle) -> bool:
@@ -72,10 +78,16 @@ class Matcher:
                 if not _passes_filters(search, article):
                     continue
                 if search.q is not None:
-                    if fields is None:
-                        fields = fields_of(article.title, article.description)
-                    if not matches_fields(_compiled(search.q), fields):
-                        continue
+                    node, key = _compiled(search.q, store.analyzer)
+                    if key not in article.answers:
+                        if fields is None:
+                            fields = fields_of(
+                                store.analyzer.document(
+                                    article.title, article.description, article.body
+                                )
+                            )
+                        if not matches_fields(node, fields):
+                            continue
                 found[search.id].append(article)
         now = self._now_us()
         by_id = {search.id: search for search in searches}

@@ -1,54 +1,67 @@
 """The meaning of the query language: whether an article matches, evaluated in Python.
 
-Every engine's rendering is tested against it, and the push matcher tests new articles with it.
+Every engine's rendering is tested against it, and the push matcher tests new articles with
+it. It reads an analysed query (`Analyzer.query`: words and phrases as stems) against an
+analysed article (`Analyzer.document`): a word or phrase matches consecutive stems within
+one field (title, description or body; `title:` only the title), a prefix the beginning of
+a word as written. An article an upstream returned for the query, asked exactly, matches
+too (`answered`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from newsagg.query.analysis import Document
 from newsagg.query.syntax import And, Node, Not, Term
-from newsagg.query.tokens import tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One field's tokens in order (for phrases and prefixes) and as a set (for words)."""
+    """One field's stems in order (for phrases) and as a set (for words)."""
 
-    tokens: list[str]
+    tokens: tuple[str, ...]
     words: frozenset[str]
 
 
-Fields = tuple[Field, Field]  # an article's title and description
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """An article's terms, ready to test against many queries (`matches_fields`)."""
+
+    title: Field
+    texts: tuple[Field, ...]  # the description and the body
+    title_words: tuple[str, ...]
+    text_words: tuple[str, ...]
 
 
-def fields_of(title: str | None, body: str | None) -> Fields:
-    """An article's tokens, to test it against many queries (`matches_fields`)."""
-    return _field(title), _field(body)
+def fields_of(document: Document) -> Fields:
+    return Fields(
+        _field(document.title),
+        (_field(document.description), _field(document.body)),
+        document.title_words,
+        document.text_words,
+    )
 
 
-def _field(text: str | None) -> Field:
-    found = tokens(text or "")
-    return Field(found, frozenset(found))
+def _field(stems: tuple[str, ...]) -> Field:
+    return Field(stems, frozenset(stems))
 
 
-def matches(node: Node, title: str | None, body: str | None) -> bool:
-    """Whether an article matches, evaluated in Python over the shared tokens.
-
-    This is the meaning of the language: every engine's rendering is tested against it.
-    """
-    return _eval(node, fields_of(title, body))
+def matches(node: Node, document: Document, answered: bool = False) -> bool:
+    """Whether an article matches an analysed query: the meaning of the language, which
+    every engine's rendering is tested against. `answered`: an upstream returned the
+    article for this very query."""
+    return answered or _eval(node, fields_of(document))
 
 
 def matches_fields(node: Node, fields: Fields) -> bool:
-    """`matches` for an article tokenised once by `fields_of`."""
+    """`matches` (without upstream answers) for an article analysed once by `fields_of`."""
     return _eval(node, fields)
 
 
 def _eval(node: Node, fields: Fields) -> bool:
     if isinstance(node, Term):
-        searched = fields[:1] if node.field == "title" else fields
-        return any(_term_in(node, field) for field in searched)
+        return _term_in(node, fields)
     if isinstance(node, Not):
         return not _eval(node.child, fields)
     if isinstance(node, And):
@@ -56,14 +69,22 @@ def _eval(node: Node, fields: Fields) -> bool:
     return any(_eval(child, fields) for child in node.children)
 
 
-def _term_in(term: Term, field: Field) -> bool:
+def _term_in(term: Term, fields: Fields) -> bool:
     if term.kind == "prefix":
-        return any(token.startswith(term.parts[0]) for token in field.tokens)
-    # A phrase is consecutive tokens within one field; a word is a phrase of one. The set
+        words = (
+            fields.title_words
+            if term.field == "title"
+            else (*fields.title_words, *fields.text_words)
+        )
+        return any(word.startswith(term.parts[0]) for word in words)
+    searched = (fields.title,) if term.field == "title" else (fields.title, *fields.texts)
+    return any(_phrase_in(term.parts, field) for field in searched)
+
+
+def _phrase_in(parts: tuple[str, ...], field: Field) -> bool:
+    # A phrase is consecutive stems within one field; a word is a phrase of one. The set
     # answers a word at once, and rules out most phrases before they are looked for.
-    if term.parts[0] not in field.words:
+    if parts[0] not in field.words:
         return False
-    size, found = len(term.parts), field.tokens
-    return size == 1 or any(
-        tuple(found[i : i + size]) == term.parts for i in range(len(found) - size + 1)
-    )
+    size, found = len(parts), field.tokens
+    return size == 1 or any(found[i : i + size] == parts for i in range(len(found) - size + 1))

@@ -1,7 +1,8 @@
 """Text as the query language sees it: one tokenizer for both sides.
 
-Articles are indexed with `index_text` and queries are cut with `tokens`, so SQLite FTS5,
-PostgreSQL and the Python reference (newsagg.query.matching) all see the same tokens.
+Articles and queries are cut with `tokens` (then stemmed: newsagg.query.analysis), so
+SQLite FTS5, PostgreSQL and the Python reference (newsagg.query.matching) all see the
+same tokens.
 """
 
 from __future__ import annotations
@@ -16,8 +17,3 @@ _TOKEN = re.compile(r"[^\W_]+")
 def tokens(text: str) -> list[str]:
     """Cut text into tokens; indexing and querying share this so every engine agrees."""
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-def index_text(text: str | None) -> str:
-    """The text to store in a full-text column: tokens joined by single spaces."""
-    return " ".join(tokens(text or ""))

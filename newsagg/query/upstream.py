@@ -5,10 +5,11 @@ Upstream renderings may only broaden: the archive filters exactly afterwards.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 
-from newsagg.query.syntax import Node, Not, Or, Term, wrap
+from newsagg.query.syntax import Node, Not, Or, Term, describe, wrap
 from providers.base import ProviderName, Query
 
 NEWSAPI_MAX_LENGTH = 500
@@ -60,6 +61,32 @@ def _exact(node: Node) -> bool:
     if isinstance(node, Not):
         return _exact(node.child)
     return all(_exact(child) for child in node.children)
+
+
+# The upstreams whose answer to a query asked exactly counts as matches (answer_key). Not
+# Hacker News: its search forgives typos and completes the last word as a prefix, so
+# what it answers may hold none of the words asked.
+ANSWERING: frozenset[ProviderName] = frozenset({"newsapi", "guardian"})
+
+
+def answer_key(node: Node | None) -> str | None:
+    """The key of a query an upstream can be asked exactly (no prefix, no `title:`),
+    under which the articles it answers with count as matches of it for as long as the
+    archive keeps them; None for any other. A hash of the canonical text: every instance
+    and every provider asked the same query use the same key."""
+    if node is None or not _exact(node):
+        return None
+    return hashlib.sha256(describe(node).encode()).hexdigest()[:20]
+
+
+def answers_count(name: ProviderName, node: Node) -> bool:
+    """Whether `name`, asked for `node`, was asked it exactly, and its answer counts."""
+    return (
+        name in ANSWERING
+        and answer_key(node) is not None
+        # NewsAPI past its 500 characters is asked without a query.
+        and UPSTREAM_QUERIES[name](node) == [_boolean(node)]
+    )
 
 
 def to_hackernews(node: Node) -> list[str | None]:

@@ -15,6 +15,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from newsagg.query.analysis import Analyzer
+from newsagg.settings import SettingsError
 from newsagg.store.base import (
     ArchiveStore,
     Backend,
@@ -44,6 +46,7 @@ __all__ = [
     "Store",
     "UpkeepStep",
     "UpkeepStore",
+    "check_index",
     "open_store",
     "without_blocking",
 ]
@@ -69,13 +72,14 @@ async def without_blocking(store: Backend, call: Callable[..., T], *args: Any) -
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """The configured store, its schema brought up to date unless `migrate` is False."""
     store: Store
+    analyzer = Analyzer(settings.search_language)
     if settings.database_url:
         # Imported here so that SQLite deployments never load the PostgreSQL driver.
         from newsagg.store.postgres import PostgresStore
 
-        store = PostgresStore(settings.database_url)
+        store = PostgresStore(settings.database_url, analyzer=analyzer)
     else:
-        store = SqliteStore(settings.database)
+        store = SqliteStore(settings.database, analyzer=analyzer)
     if migrate:
         try:
             store.migrate()
@@ -83,3 +87,16 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
             store.close()
             raise
     return store
+
+
+def check_index(store: Store) -> None:
+    """Refuse an archive whose full-text index another analyzer made (another language, or
+    another version of the stemmer or of Unicode): its terms are not the ones searched
+    for, and SQLite could not remove its entries. `newsagg reindex` makes it anew."""
+    made_with = store.index_identity()
+    if made_with != store.analyzer.identity:
+        raise SettingsError(
+            f"the archive's search index was made for {made_with}, not for"
+            f" {store.analyzer.identity} (NEWSAGG_SEARCH_LANGUAGE): run `newsagg reindex`"
+            " once, with the service stopped, then start it again"
+        )

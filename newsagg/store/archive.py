@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from newsagg.query.analysis import Analyzer
 from newsagg.query.syntax import Node
-from newsagg.store.dialect import Repository
+from newsagg.query.upstream import answer_key
+from newsagg.store.dialect import Connection, Repository
 from newsagg.store.migrations import TEXT_FIELDS
 
 Sort = Literal["published", "relevance"]
@@ -41,6 +44,51 @@ class ArchiveQuery:
     # sort=relevance: (published_us, id) of the oldest article ranked, as the first page
     # chose it (ranked_search); None on a first page.
     horizon: tuple[int, int] | None = None
+    # Set by the store before its statements are built (Archive.analysed): `match` then
+    # holds stems (Analyzer.query), and `answer` the key of the upstream answers that count
+    # as matches (newsagg.query.upstream.answer_key), if any can.
+    answer: str | None = None
+
+
+class ArticleRecord(NamedTuple):
+    """An article to save: (canonical url, rank, public fields), and its body text."""
+
+    url: str
+    rank: int
+    data: dict[str, Any]
+    body: str | None = None  # searched, never shown
+    body_for_us: int | None = None  # how long the body stays; None: as long as the article
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The articles of a save are `provider`'s answer to the query of `key`."""
+
+    provider: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    """An archived article as the matcher reads it."""
+
+    id: int
+    data: str  # its public JSON without the id
+    title: str | None
+    description: str | None
+    category: str | None
+    source: str | None
+    body: str | None = None
+    answers: frozenset[str] = frozenset()  # keys of the queries an upstream answered with it
+
+
+class IndexedText(NamedTuple):
+    """What an article's entry in the full-text index is made of."""
+
+    title: str | None
+    description: str | None
+    body: str | None
+    answers: tuple[str, ...]  # answer keys, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +145,17 @@ def next_window(limit: int, window: int, found: int) -> int | None:
 
 
 # What an article saves besides its url, rank and JSON, in this order (the text columns
-# the archive migration made; published_us follows them).
+# the archive migration made; published_us and the body follow them, then body_until_us).
 COLUMNS = TEXT_FIELDS
 # An upsert replaces these with the better-ranked record's (added_us keeps the first time).
-UPDATED = ("rank", "data", *COLUMNS, "published_us")
+UPDATED = ("rank", "data", *COLUMNS, "published_us", "body", "body_until_us")
 
 
-def column_values(data: dict[str, object]) -> tuple[object, ...]:
-    """The column values of an article's public fields: COLUMNS, then published_us."""
-    published = datetime.fromisoformat(str(data["published_at"]))
-    return (*(data.get(name) for name in COLUMNS), to_us(published))
+def column_values(record: ArticleRecord) -> tuple[object, ...]:
+    """The column values of an article: COLUMNS, published_us and body (body_until_us is
+    the store's clock plus `record.body_for_us`)."""
+    published = datetime.fromisoformat(str(record.data["published_at"]))
+    return (*(record.data.get(name) for name in COLUMNS), to_us(published), record.body)
 
 
 def upsert_set(extra: tuple[str, ...] = ()) -> str:
@@ -115,14 +164,154 @@ def upsert_set(extra: tuple[str, ...] = ()) -> str:
 
 
 # When the upsert replaces the kept record: by one of equal or better rank, unless it is the
-# same record (a story seen again, unchanged: every column derives from `data`), which then
-# writes nothing (no dead row on PostgreSQL, no full-text delete and re-insert on SQLite).
-UPSERT_WHEN = "excluded.rank <= articles.rank AND excluded.data <> articles.data"
+# same record (a story seen again, unchanged: every column derives from `data` and the
+# body), which then writes nothing (no dead row on PostgreSQL, no full-text delete and
+# re-insert on SQLite). A body seen again unchanged keeps the time it leaves at.
+UPSERT_WHEN = (
+    "excluded.rank <= articles.rank"
+    " AND (excluded.data <> articles.data OR excluded.body IS DISTINCT FROM articles.body)"
+)
+# The index's analyzer is recorded here (table `meta`): an index made by another cannot be
+# searched with this one's terms, nor, on SQLite, have its entries removed.
+INDEX_IDENTITY = "search_index"
+IN_LIST = 500  # ids per `IN (...)` list
 
 
 class Archive(Repository):
-    """The archive's reads and deletions alike on both engines; saving and searching are
-    each engine's own (newsagg.store.sqlite, newsagg.store.postgres)."""
+    """The archive's reads and deletions alike on both engines; saving, searching and
+    writing the full-text index are each engine's own (newsagg.store.sqlite,
+    newsagg.store.postgres)."""
+
+    analyzer: Analyzer
+
+    def analysed(self, query: ArchiveQuery) -> ArchiveQuery:
+        """`query` as the engines' statements read it: its match as stems, the key of the
+        upstream answers that count."""
+        if query.match is None:
+            return query
+        return replace(
+            query, match=self.analyzer.query(query.match), answer=answer_key(query.match)
+        )
+
+    def _rewrite_index(
+        self, db: Connection, ids: Iterable[int], old: Mapping[int, IndexedText]
+    ) -> None:
+        """The index entries of articles `ids` made anew from what they now hold (`old`:
+        what those already indexed held before)."""
+        raise NotImplementedError
+
+    def _unindex(self, db: Connection, ids: Sequence[int]) -> None:
+        """Articles `ids`, about to be deleted, leave the index."""
+        raise NotImplementedError
+
+    def _texts(self, db: Connection, ids: Iterable[int]) -> dict[int, IndexedText]:
+        """What the index entries of articles `ids` are made of, as the database holds it."""
+        found: dict[int, IndexedText] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), IN_LIST):
+            part = ids[start : start + IN_LIST]
+            marks = ", ".join([self.db.param] * len(part))
+            answers: dict[int, list[str]] = {}
+            for article_id, key in db.execute(
+                "SELECT DISTINCT article_id, answer_key FROM upstream_answers"
+                f" WHERE article_id IN ({marks}) ORDER BY article_id, answer_key",
+                part,
+            ).fetchall():
+                answers.setdefault(article_id, []).append(key)
+            for article_id, title, description, body in db.execute(
+                f"SELECT id, title, description, body FROM articles WHERE id IN ({marks})", part
+            ).fetchall():
+                found[article_id] = IndexedText(
+                    title, description, body, tuple(answers.get(article_id, ()))
+                )
+        return found
+
+    def _answered(self, db: Connection, ids: Sequence[int], answer: Answer | None) -> list[int]:
+        """Record articles `ids` as `answer`; the ids that were not yet answers of its key
+        (their index entries need it)."""
+        if answer is None or not ids:
+            return []
+        p = self.db.param
+        keyed = {
+            row[0]
+            for start in range(0, len(ids), IN_LIST)
+            for row in db.execute(
+                "SELECT DISTINCT article_id FROM upstream_answers WHERE answer_key = "
+                f"{p} AND article_id IN ({', '.join([p] * len(ids[start : start + IN_LIST]))})",
+                (answer.key, *ids[start : start + IN_LIST]),
+            ).fetchall()
+        }
+        for start in range(0, len(ids), IN_LIST):
+            part = ids[start : start + IN_LIST]
+            db.execute(
+                "INSERT INTO upstream_answers(article_id, provider, answer_key) VALUES "
+                + ", ".join([f"({p}, {p}, {p})"] * len(part))
+                + " ON CONFLICT DO NOTHING",
+                [
+                    value
+                    for article_id in part
+                    for value in (article_id, answer.provider, answer.key)
+                ],
+            )
+        return [article_id for article_id in dict.fromkeys(ids) if article_id not in keyed]
+
+    def expire_bodies(self, limit: int) -> int:
+        """Body texts past their time leave the index and the database, at most `limit`
+        of them; how many left."""
+        p = self.db.param
+        with self.db.transaction() as db:
+            self.db.take_turns(db, None)
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM articles WHERE body_until_us IS NOT NULL AND body_until_us"
+                    f" <= {self.db.now} ORDER BY body_until_us LIMIT {p}",
+                    (limit,),
+                ).fetchall()
+            ]
+            if ids:
+                old = self._texts(db, ids)
+                db.execute(
+                    "UPDATE articles SET body = NULL, body_until_us = NULL"
+                    f" WHERE id IN ({', '.join([p] * len(ids))})",
+                    ids,
+                )
+                self._rewrite_index(db, ids, old)
+            return len(ids)
+
+    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]:
+        """The archived articles with an id above `article_id`, in id (arrival) order."""
+        p = self.db.param
+        rows = self.db.read(
+            "SELECT id, data, title, description, category, source, body FROM articles"
+            f" WHERE id > {p} ORDER BY id LIMIT {p}",
+            (article_id, limit),
+        )
+        if not rows:
+            return []
+        answers: dict[int, set[str]] = {}
+        for answered, key in self.db.read(
+            "SELECT article_id, answer_key FROM upstream_answers"
+            f" WHERE article_id BETWEEN {p} AND {p}",
+            (rows[0][0], rows[-1][0]),
+        ):
+            answers.setdefault(answered, set()).add(key)
+        return [NewArticle(*row, frozenset(answers.get(row[0], ()))) for row in rows]
+
+    def index_identity(self) -> str | None:
+        """The analyzer the archive's full-text index was made with (Analyzer.identity)."""
+        rows = self.db.read(
+            f"SELECT value FROM meta WHERE name = {self.db.param}", (INDEX_IDENTITY,)
+        )
+        return rows[0][0] if rows else None
+
+    def _record_identity(self, db: Connection) -> None:
+        p = self.db.param
+        db.execute(f"DELETE FROM meta WHERE name = {p}", (INDEX_IDENTITY,))
+        db.execute(
+            f"INSERT INTO meta(name, value) VALUES ({p}, {p})",
+            (INDEX_IDENTITY, self.analyzer.identity),
+        )
 
     def article(self, article_id: int) -> dict[str, Any] | None:
         rows = self.db.read(f"SELECT data FROM articles WHERE id = {self.db.param}", (article_id,))
@@ -132,12 +321,23 @@ class Archive(Repository):
         """Forget the articles published before then; answer how many."""
         p, before = self.db.param, to_us(published_before)
         with self.db.transaction() as db:
+            self.db.take_turns(db, None)
+            doomed = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM articles WHERE published_us < {p}", (before,)
+                ).fetchall()
+            ]
+            if not doomed:
+                return 0
+            self._unindex(db, doomed)
             # Their matches first: a stream or a feed never points at a missing article.
-            db.execute(
-                "DELETE FROM search_matches WHERE article_id IN"
-                f" (SELECT id FROM articles WHERE published_us < {p})",
-                (before,),
-            )
+            for table in ("search_matches", "upstream_answers"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE article_id IN"
+                    f" (SELECT id FROM articles WHERE published_us < {p})",
+                    (before,),
+                )
             return db.execute(f"DELETE FROM articles WHERE published_us < {p}", (before,)).rowcount
 
     def newest_article_id(self) -> int:

@@ -10,25 +10,29 @@ only as a bound parameter rendered from the parsed tree, never spliced into SQL.
 
 from __future__ import annotations
 
-from newsagg.query.syntax import Node
 from newsagg.store.archive import ArchiveQuery, to_us
 from newsagg.store.dialect import Engine
-from newsagg.store.fulltext import to_fts5, to_pairs, to_tsquery
+from newsagg.store.fulltext import answer_tsquery, fts5_match, to_pairs, tsquery_text
 from newsagg.store.migrations import DIALECTS
 
 Statement = tuple[str, list[object]]
 
-# Relevance weighs a title match above one in the description: FTS5's bm25 by column
-# weights (title, description); PostgreSQL's ts_rank by the A/B labels of the tsvector.
+# Relevance weighs a title match above one in the description or the body: FTS5's bm25
+# by column weights (newsagg.store.fulltext.FTS5_COLUMNS); PostgreSQL's ts_rank by the
+# labels of the tsvector ({D, C, B, A}: answers, body, description, title). An upstream's
+# answer weighs nothing: an article matched only that way ranks after every article the
+# archive matched itself, the upstream's reasons being unknown.
 SCORE = {
-    "sqlite": "-bm25(articles_fts, 2.0, 1.0)",  # bm25 is lower for better matches
+    "sqlite": "-bm25(articles_fts, 2.0, 1.0, 1.0, 2.0, 1.0, 0.0)",  # lower is better
     # float8: a float4 read back as text is not the same number, and keyset pages compare it
-    "postgres": "ts_rank(a.search, tsq)::float8",
+    "postgres": "ts_rank('{0, 0.4, 0.4, 1}', a.search, tsq)::float8",
 }
 # PostgreSQL: a query holding a phrase also requires its adjacent word pairs, looked up
 # exactly in their own GIN index (migration 9), before `@@` rechecks each candidate's word
 # positions (see newsagg.store.fulltext.to_pairs).
 PAIRS = "newsagg_pairs(a.search) @@ %s::tsquery"
+# ... or the upstream answered the query with the article.
+PAIRS_OR_ANSWER = f"({PAIRS} OR a.search @@ %s::tsquery)"
 # With PAIRS, `@@` on `search` is only a recheck of what the pairs index found: written
 # so that the planner does not also build the search index's bitmap (for two frequent
 # words, 57,000 articles), it is checked on each candidate.
@@ -72,22 +76,26 @@ def _after(query: ArchiveQuery, dialect: Engine) -> tuple[list[str], list[object
 
 
 def _matching(
-    match: Node, dialect: Engine, walk: bool = False
+    query: ArchiveQuery, dialect: Engine, walk: bool = False
 ) -> tuple[str, list[str], list[object]]:
     """The full-text match: its join, its conditions and their parameters (the join's
     first), to go before the other filters. `walk` (PostgreSQL): `@@` is checked on each
     article the rest of the statement reads, never turned into a GIN bitmap."""
+    assert query.match is not None
     if dialect == "sqlite":
         return (
             " JOIN articles_fts ON articles_fts.rowid = a.id",
             ["articles_fts MATCH ?"],
-            [to_fts5(match)],
+            [fts5_match(query.match, query.answer)],
         )
-    joins = " CROSS JOIN to_tsquery('simple', %s) AS tsq"
-    pairs = to_pairs(match)
+    joins = " CROSS JOIN (SELECT %s::tsquery) AS q(tsq)"
+    matched = tsquery_text(query.match, query.answer)
+    pairs = to_pairs(query.match)
     if pairs is None:
-        return joins, [CHECKED if walk else "a.search @@ tsq"], [to_tsquery(match)]
-    return joins, [CHECKED, PAIRS], [to_tsquery(match), pairs]
+        return joins, [CHECKED if walk else "a.search @@ tsq"], [matched]
+    if query.answer is None:
+        return joins, [CHECKED, PAIRS], [matched, pairs]
+    return joins, [CHECKED, PAIRS_OR_ANSWER], [matched, pairs, answer_tsquery(query.answer)]
 
 
 def _nth_newest(where: list[str], window: int, columns: str) -> str:
@@ -105,7 +113,7 @@ def _nth_newest(where: list[str], window: int, columns: str) -> str:
 def _newest(query: ArchiveQuery, dialect: Engine, order: str) -> Statement:
     joins, conditions, matched = "", [], []
     if query.match is not None:
-        joins, conditions, matched = _matching(query.match, dialect)
+        joins, conditions, matched = _matching(query, dialect)
     where, params = _after(query, dialect)
     sql = (
         f"SELECT a.id, a.published_us, a.data FROM articles a{joins}"
@@ -149,7 +157,7 @@ def fts5_window_sql(query: ArchiveQuery, window: int) -> Statement:
         " AND rowid BETWEEN (SELECT min(id) FROM c) AND (SELECT max(id) FROM c))"
         " ORDER BY c.published_us DESC, c.id DESC LIMIT ?"
     )
-    return sql, [*params, to_fts5(query.match), query.limit]
+    return sql, [*params, fts5_match(query.match, query.answer), query.limit]
 
 
 def dated_window_sql(query: ArchiveQuery, window: int) -> Statement:
@@ -159,7 +167,7 @@ def dated_window_sql(query: ArchiveQuery, window: int) -> Statement:
     The planner may walk the date index or intersect the GIN index with the date range:
     either way at most `window` articles are read."""
     assert query.match is not None
-    joins, conditions, matched = _matching(query.match, "postgres")
+    joins, conditions, matched = _matching(query, "postgres")
     where, params = _after(query, "postgres")
     bound = _nth_newest(where, window, "a.published_us")
     sql = (
@@ -177,7 +185,7 @@ def ranked_sql(query: ArchiveQuery, dialect: Engine) -> Statement:
     """Every match scored, the page by relevance: the last resort of ranked_search."""
     assert query.match is not None
     mark = _mark(dialect)
-    joins, conditions, matched = _matching(query.match, dialect)
+    joins, conditions, matched = _matching(query, dialect)
     where, params = _filters(query, dialect)
     keyset = ""
     if query.after is not None:
@@ -209,7 +217,7 @@ def best_scored_sql(query: ArchiveQuery, window: int) -> Statement:
         f" JOIN articles a ON a.id = top.id WHERE {' AND '.join(where)}"
         " ORDER BY top.position DESC, top.id DESC LIMIT ?"
     )
-    return sql, [to_fts5(query.match), *(query.after or ()), *params, query.limit]
+    return sql, [fts5_match(query.match, query.answer), *(query.after or ()), *params, query.limit]
 
 
 def floor_sql(query: ArchiveQuery, dialect: Engine, window: int) -> Statement:
@@ -238,7 +246,7 @@ def ranked_within_sql(query: ArchiveQuery, walk: bool) -> Statement:
     in 30 % of a million articles, building that index's bitmap took 46 ms and walking
     5,000 articles 5."""
     assert query.match is not None
-    joins, conditions, matched = _matching(query.match, "postgres", walk)
+    joins, conditions, matched = _matching(query, "postgres", walk)
     where, params = _horizon(query, "postgres")
     keyset, after = "", list(query.after or ())
     if after:
@@ -270,7 +278,7 @@ def _fts5_within(query: ArchiveQuery, span: tuple[int, int]) -> Statement:
         "FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid"
         f" WHERE articles_fts MATCH ? AND articles_fts.rowid BETWEEN ? AND ? AND {where}"
     )
-    return matched, [to_fts5(query.match), *span, *params]
+    return matched, [fts5_match(query.match, query.answer), *span, *params]
 
 
 def fts5_count_sql(query: ArchiveQuery, span: tuple[int, int]) -> Statement:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from newsagg.store.archive import ArchivedRow, ArchiveQuery
+from newsagg.query.analysis import Analyzer
+from newsagg.store.archive import (
+    Answer,
+    ArchivedRow,
+    ArchiveQuery,
+    ArticleRecord,
+    NewArticle,
+)
 from newsagg.store.keys import KeyRecord
 from newsagg.store.leases import HarvestState
 from newsagg.store.ledger import BudgetCheck, BudgetVerdict, Window
@@ -21,7 +28,6 @@ from newsagg.store.push import (
     DeliveryDraft,
     DeliveryRecord,
     DueDelivery,
-    NewArticle,
     Outcome,
     SearchRecord,
 )
@@ -120,8 +126,16 @@ class LedgerStore(Backend, Protocol):
 class ArchiveStore(Backend, Protocol):
     """Articles: their stable ids, the archive's search, and pruning."""
 
-    def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
-        """Upsert (canonical url, rank, data) triples; answer their ids, in order.
+    analyzer: Analyzer  # how the full-text index and the searches see text
+
+    def save_articles(
+        self,
+        articles: Iterable[ArticleRecord | tuple[str, int, dict[str, Any]]],
+        answer: Answer | None = None,
+    ) -> list[int]:
+        """Upsert articles (ArticleRecord, or a (canonical url, rank, data) triple); answer
+        their ids, in order. `answer`: they are an upstream's answer to a query, asked
+        exactly, and match it from now on (newsagg.query.upstream.answer_key).
 
         The url is the identity: a story seen again keeps its id. Its data is replaced only
         by a record of equal or better rank (lower is better), so the stored record is the
@@ -137,6 +151,23 @@ class ArchiveStore(Backend, Protocol):
 
     def prune_articles(self, published_before: datetime) -> int:
         """Forget the articles published before then; answer how many."""
+        ...
+
+    def expire_bodies(self, limit: int) -> int:
+        """Body texts past their time leave the index and the database, at most `limit`
+        of them; how many left."""
+        ...
+
+    def reindex(self) -> int:
+        """The full-text index made anew with `analyzer`; how many articles it holds."""
+        ...
+
+    def index_identity(self) -> str | None:
+        """The identity of the analyzer the full-text index was made with."""
+        ...
+
+    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]:
+        """The archived articles with an id above `article_id`, in id (arrival) order."""
         ...
 
     def newest_article_id(self) -> int:
@@ -162,8 +193,6 @@ class PushStore(Backend, Protocol):
     def searches_live(self, search_ids: Sequence[int]) -> list[SearchRecord]: ...
 
     def push_watermark(self) -> int | None: ...
-
-    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]: ...
 
     def record_matches(
         self,
@@ -236,10 +265,6 @@ class UpkeepStep:
 
 class UpkeepStore(Backend, Protocol):
     """What keeps the database fast as the archive grows (newsagg.upkeep runs it)."""
-
-    # Whether the service must run the upkeep at all: False where the database keeps
-    # itself (PostgreSQL's autovacuum, tuned by migration 10).
-    needs_upkeep: bool
 
     def upkeep_step(self, budget_seconds: float) -> UpkeepStep:
         """Take the next step of upkeep that is due, sized to hold the write lock about

@@ -63,6 +63,9 @@ class Migration:
     # What only one dialect can say (full-text search), run after the shared statements.
     sqlite: tuple[str, ...] = ()
     postgres: tuple[str, ...] = ()
+    # Then the archive's full-text index is made anew from its articles, in Python (the
+    # store's analyzer stems the words), in the same transaction.
+    reindex: bool = False
 
     def sql(self, dialect: str) -> list[str]:
         own = self.sqlite if dialect == "sqlite" else self.postgres
@@ -270,6 +273,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER INDEX articles_pairs SET (gin_pending_list_limit = 256)",
         ),
     ),
+    # Stemmed search over every text an upstream sends (newsagg.query.analysis): an
+    # article's body text beside its JSON, never shown (NewsAPI's `content`, kept with the
+    # article; the Guardian's `bodyText`, until `body_until_us`), the queries an upstream
+    # answered with it (newsagg.query.upstream.answer_key), and the index made anew.
+    # SQLite: a contentless FTS5 table (the stems are no column of `articles`), kept in step
+    # by the store (newsagg.store.sqlite_index) instead of triggers: its values come from
+    # Python's stemmer. PostgreSQL: `search` is written by the store from the same terms.
+    Migration(
+        11,
+        "stemmed search over all the text",
+        (
+            "ALTER TABLE articles ADD COLUMN body TEXT",
+            "ALTER TABLE articles ADD COLUMN body_until_us BIGINT",
+            "CREATE INDEX articles_body_until ON articles (body_until_us)"
+            " WHERE body_until_us IS NOT NULL",
+            "CREATE TABLE upstream_answers (article_id BIGINT NOT NULL, provider TEXT NOT NULL,"
+            " answer_key TEXT NOT NULL, PRIMARY KEY (article_id, answer_key, provider))",
+        ),
+        sqlite=(
+            "DROP TRIGGER articles_fts_insert",
+            "DROP TRIGGER articles_fts_delete",
+            "DROP TRIGGER articles_fts_update",
+            "DROP TABLE articles_fts",
+            "CREATE VIRTUAL TABLE articles_fts USING fts5(title, description, body, title_words,"
+            " text_words, answers, content='', tokenize='unicode61 remove_diacritics 0',"
+            " prefix='3 4 5')",
+            "INSERT INTO articles_fts(articles_fts, rank) VALUES ('usermerge', 2)",
+        ),
+        reindex=True,
+    ),
 )
 
 VERSION_TABLE = (
@@ -283,10 +316,14 @@ Execute = Callable[[str, Sequence[Any] | None], Any]
 
 
 def apply_pending(
-    execute: Execute, dialect: str, migrations: Sequence[Migration] = MIGRATIONS
+    execute: Execute,
+    dialect: str,
+    reindex: Callable[[], object],
+    migrations: Sequence[Migration] = MIGRATIONS,
 ) -> list[Migration]:
-    """Apply the migrations newer than the recorded version. The caller holds the lock and
-    the transaction, so a failure leaves the schema as it was."""
+    """Apply the migrations newer than the recorded version (`reindex` makes the archive's
+    full-text index anew where one asks). The caller holds the lock and the transaction,
+    so a failure leaves the schema as it was."""
     execute(VERSION_TABLE, None)
     current = execute(CURRENT_VERSION, None).fetchone()[0]
     record = (
@@ -298,6 +335,8 @@ def apply_pending(
             continue
         for statement in migration.sql(dialect):
             execute(statement, None)
+        if migration.reindex:
+            reindex()
         execute(
             record.format(**DIALECTS[dialect]),
             (migration.version, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),

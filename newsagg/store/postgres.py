@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,21 +25,25 @@ from psycopg import conninfo, errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from newsagg.errors import Unavailable
-from newsagg.query.tokens import index_text
+from newsagg.query.analysis import Analyzer
 from newsagg.settings import SettingsError
 from newsagg.store.archive import (
     COLUMNS,
     PG_FIRST_WINDOW,
     UPSERT_WHEN,
+    Answer,
     Archive,
     ArchivedRow,
     ArchiveQuery,
+    ArticleRecord,
+    IndexedText,
     column_values,
     next_window,
     upsert_set,
 )
 from newsagg.store.archive_sql import collect_sql, dated_window_sql, newest_sql
 from newsagg.store.base import UpkeepStep, scans
+from newsagg.store.fulltext import ANSWER, tsvector_text
 from newsagg.store.keys import Keys
 from newsagg.store.leases import Leases
 from newsagg.store.ledger import Ledger
@@ -70,6 +74,14 @@ POOL_SIZE = 10
 # Any fixed number, the same in every instance: it names the lock migrations run under.
 MIGRATION_LOCK = 7_265_320_341
 ARTICLES_LOCK = 7_265_320_342  # save_articles, likewise
+REINDEX_ROWS = 2_000  # articles a step of `reindex` reads and rewrites
+# An article's upstream answers as tsvector lexemes (as newsagg.store.fulltext writes them):
+# a story saved again keeps the answers it had in its new vector.
+_KEPT_ANSWERS = (
+    "coalesce((SELECT array_to_tsvector(array_agg(DISTINCT '"
+    + ANSWER
+    + "' || answer_key)) FROM upstream_answers WHERE article_id = articles.id), '')"
+)
 
 
 class _LostConnection(Unavailable):
@@ -162,20 +174,25 @@ class PostgresDialect:
 class PostgresStore(Keys, Ledger, Archive, Push, Leases):
     waits_on_network = True
     threads = None  # the event loop's default ones: the pool's connections serve any thread
-    # Autovacuum keeps the planner's statistics, the visibility map and the GIN indexes'
-    # pending lists in shape, with the storage parameters migration 10 sets for the archive.
-    needs_upkeep = False
     db: PostgresDialect
 
-    def __init__(self, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        url: str,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        analyzer: Analyzer | None = None,
+    ) -> None:
         super().__init__(PostgresDialect(url))
         self._migrations = migrations
+        self.analyzer = analyzer or Analyzer()
 
     def close(self) -> None:
         self.db.close()
 
     def upkeep_step(self, budget_seconds: float) -> UpkeepStep:
-        """Nothing: the server's autovacuum does it (`needs_upkeep` is False)."""
+        """Nothing: the server's autovacuum keeps the planner's statistics, the visibility
+        map and the GIN indexes' pending lists in shape, with the storage parameters
+        migration 10 sets for the archive."""
         return UpkeepStep()
 
     # -- schema ----------------------------------------------------------------------
@@ -186,7 +203,9 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             db.execute("SET LOCAL statement_timeout = 0")
             # Held until commit: instances starting together migrate one after the other.
             db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            return apply_pending(db.execute, "postgres", self._migrations)
+            return apply_pending(
+                db.execute, "postgres", lambda: self._reindex(db), self._migrations
+            )
 
     def schema_version(self) -> int:
         with self.db.transaction() as db:
@@ -195,15 +214,65 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
 
     # -- articles --------------------------------------------------------------------
 
-    def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
-        batch = list(articles)
+    def reindex(self) -> int:
+        """The full-text index made anew with the store's analyzer; how many articles."""
+        with self.db.transaction() as db:
+            db.execute("SET LOCAL statement_timeout = 0")
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
+            return self._reindex(db)
+
+    def _reindex(self, db: psycopg.Connection) -> int:
+        done, after = 0, 0
+        while True:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM articles WHERE id > %s ORDER BY id LIMIT %s",
+                    (after, REINDEX_ROWS),
+                ).fetchall()
+            ]
+            if not ids:
+                break
+            self._rewrite_index(db, ids, {})
+            done += len(ids)
+            after = ids[-1]
+        self._record_identity(db)
+        return done
+
+    def _vector(self, text: IndexedText) -> str:
+        document = self.analyzer.document(text.title, text.description, text.body)
+        return tsvector_text(document, list(text.answers))
+
+    def _rewrite_index(
+        self, db: psycopg.Connection, ids: Iterable[int], old: Mapping[int, IndexedText]
+    ) -> None:
+        """`old` is not needed: the vector is a column of the article's row."""
+        texts = self._texts(db, ids)
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE articles SET search = %s::tsvector WHERE id = %s",
+                [(self._vector(text), article_id) for article_id, text in texts.items()],
+            )
+
+    def _unindex(self, db: psycopg.Connection, ids: Sequence[int]) -> None:
+        """Nothing: the vector goes with the article's row."""
+
+    # -- articles --------------------------------------------------------------------
+
+    def save_articles(
+        self,
+        articles: Iterable[ArticleRecord | tuple[str, int, dict[str, Any]]],
+        answer: Answer | None = None,
+    ) -> list[int]:
+        batch = [ArticleRecord(*item) for item in articles]
         if not batch:
             return []
         # Rows are locked in url order in every transaction, so two instances saving
         # overlapping batches wait for each other instead of deadlocking. The sort is
         # stable: a url given twice is applied in the caller's order.
-        ordered = sorted(batch, key=lambda item: item[0])
+        ordered = sorted(batch, key=lambda record: record.url)
         ids: dict[str, int] = {}
+        now = self.db.now
         with self.db.transaction() as db, db.cursor() as cursor:
             # One saver at a time, until commit: ids are then committed in the order they
             # were drawn, so the push matcher, reading ids above its watermark, never
@@ -211,37 +280,46 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
             cursor.executemany(
                 f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
-                " search, added_us) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                " setweight(to_tsvector('simple', %s), 'A')"
-                f" || setweight(to_tsvector('simple', %s), 'B'), {self.db.now}) "
-                f"ON CONFLICT (url) DO UPDATE SET {upsert_set(('search',))} "
-                f"WHERE {UPSERT_WHEN} RETURNING id",
+                " body, search, added_us, body_until_us) VALUES"
+                f" ({', '.join(['%s'] * (5 + len(COLUMNS)))}, %s::tsvector, {now},"
+                f" %s::bigint + {now}) ON CONFLICT (url) DO UPDATE SET {upsert_set()},"
+                f" search = excluded.search || {_KEPT_ANSWERS} WHERE {UPSERT_WHEN} RETURNING id",
                 [
                     (
-                        url,
-                        rank,
-                        json.dumps(data, separators=(",", ":")),
-                        *column_values(data),
-                        index_text(data.get("title")),
-                        index_text(data.get("description")),
+                        record.url,
+                        record.rank,
+                        json.dumps(record.data, separators=(",", ":")),
+                        *column_values(record),
+                        self._vector(
+                            IndexedText(
+                                record.data.get("title"),
+                                record.data.get("description"),
+                                record.body,
+                                (),
+                            )
+                        ),
+                        record.body_for_us if record.body is not None else None,
                     )
-                    for url, rank, data in ordered
+                    for record in ordered
                 ],
                 returning=True,
             )
-            for url, _rank, _data in ordered:
+            for record in ordered:
                 row = cursor.fetchone()
                 if row is not None:
-                    ids[url] = row[0]
+                    ids[record.url] = row[0]
                 cursor.nextset()
             # A row kept (for its better rank, or unchanged) returns nothing above; it
             # exists and is committed (ON CONFLICT waited for its writer), so a new
             # statement sees it.
-            kept = [url for url, _rank, _data in ordered if url not in ids]
+            kept = [record.url for record in ordered if record.url not in ids]
             if kept:
                 cursor.execute("SELECT url, id FROM articles WHERE url = ANY(%s)", (kept,))
                 ids.update(cursor.fetchall())
-        return [ids[url] for url, _rank, _data in batch]
+            answered = self._answered(db, list(ids.values()), answer)
+            if answered:
+                self._rewrite_index(db, answered, {})
+        return [ids[record.url] for record in batch]
 
     @scans
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
@@ -251,6 +329,7 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             # match and sorted them (10x slower). Planning each time costs ~1 ms.
             return self.db.read(sql, params, prepare=False)
 
+        query = self.analysed(query)
         if query.match is not None and query.sort == "relevance":
             return ranked_search(query, "postgres", read)
         if query.match is None:

@@ -84,18 +84,6 @@ def _stored(field: str, value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class NewArticle:
-    """An archived article as the matcher reads it."""
-
-    id: int
-    data: str  # its public JSON without the id
-    title: str | None
-    description: str | None
-    category: str | None
-    source: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class DeliveryDraft:
     msg_id: str
     search_id: int
@@ -236,16 +224,6 @@ class Push(Repository):
         """The newest article id the matcher has looked at; None before its first run."""
         rows = self.db.read(f"SELECT value FROM meta WHERE name = {self.db.param}", (WATERMARK,))
         return int(rows[0][0]) if rows else None
-
-    def articles_after(self, article_id: int, limit: int) -> list[NewArticle]:
-        """The archived articles with an id above `article_id`, in id (arrival) order."""
-        p = self.db.param
-        rows = self.db.read(
-            "SELECT id, data, title, description, category, source FROM articles"
-            f" WHERE id > {p} ORDER BY id LIMIT {p}",
-            (article_id, limit),
-        )
-        return [NewArticle(*row) for row in rows]
 
     def record_matches(
         self,

@@ -13,25 +13,29 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from typing import Any, TypeVar
 
+from newsagg.query.analysis import Analyzer
 from newsagg.store.archive import (
     COLUMNS,
     COUNT_CAP,
     UPSERT_WHEN,
+    Answer,
     Archive,
     ArchivedRow,
     ArchiveQuery,
+    ArticleRecord,
+    IndexedText,
     column_values,
     upsert_set,
     windows_for,
 )
 from newsagg.store.archive_sql import fts5_window_sql, newest_sql
 from newsagg.store.base import UpkeepStep, scans
-from newsagg.store.fulltext import to_fts5
+from newsagg.store.fulltext import fts5_match
 from newsagg.store.keys import Keys
 from newsagg.store.leases import Leases
 from newsagg.store.ledger import Ledger
@@ -44,11 +48,12 @@ from newsagg.store.migrations import (
 )
 from newsagg.store.push import Push
 from newsagg.store.relevance import ranked_search
+from newsagg.store.sqlite_index import add_entries, rebuild_index, remove_entries
 from newsagg.store.sqlite_upkeep import SqliteUpkeep
 
 BUSY_TIMEOUT_SECONDS = 10.0
 SEARCH_THREADS = 4
-SAVE_ROWS = 500  # rows a statement of save_articles (12 parameters each)
+SAVE_ROWS = 500  # rows a statement of save_articles (15 parameters each)
 T = TypeVar("T")
 
 
@@ -136,12 +141,17 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
     # A local file: a point lookup takes microseconds, less than a hop to a thread; a
     # search (`scans`) is made on one of the store's threads (store.without_blocking).
     waits_on_network = False
-    needs_upkeep = True
     db: SqliteDialect
 
-    def __init__(self, path: str, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        path: str,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        analyzer: Analyzer | None = None,
+    ) -> None:
         super().__init__(SqliteDialect(path))
         self.path = path
+        self.analyzer = analyzer or Analyzer()
         self._migrations = migrations
         self._upkeep = SqliteUpkeep(path, lambda: _connect(path, isolation_level=None))
         # Threads of the store's own, whichever event loop asks (each keeps a connection
@@ -174,7 +184,10 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
             db.execute("BEGIN IMMEDIATE")
             try:
                 applied = apply_pending(
-                    lambda sql, params: db.execute(sql, params or ()), "sqlite", self._migrations
+                    lambda sql, params: db.execute(sql, params or ()),
+                    "sqlite",
+                    lambda: self._reindex(db),
+                    self._migrations,
                 )
             except BaseException:
                 db.execute("ROLLBACK")
@@ -191,45 +204,98 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
 
     # -- articles --------------------------------------------------------------------
 
-    def save_articles(self, articles: Iterable[tuple[str, int, dict[str, Any]]]) -> list[int]:
-        batch = list(articles)
+    def reindex(self) -> int:
+        """The full-text index made anew with the store's analyzer; how many articles."""
+        with closing(_connect(self.path, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                done = self._reindex(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return done
+
+    def _reindex(self, db: sqlite3.Connection) -> int:
+        done = rebuild_index(db, self.analyzer, self._texts)
+        self._record_identity(db)
+        return done
+
+    def _rewrite_index(
+        self, db: sqlite3.Connection, ids: Iterable[int], old: Mapping[int, IndexedText]
+    ) -> None:
+        ids = list(dict.fromkeys(ids))
+        remove_entries(db, self.analyzer, ((i, old[i]) for i in ids if i in old))
+        add_entries(db, self.analyzer, self._texts(db, ids).items())
+
+    def _unindex(self, db: sqlite3.Connection, ids: Sequence[int]) -> None:
+        remove_entries(db, self.analyzer, self._texts(db, ids).items())
+
+    # -- articles --------------------------------------------------------------------
+
+    def save_articles(
+        self,
+        articles: Iterable[ArticleRecord | tuple[str, int, dict[str, Any]]],
+        answer: Answer | None = None,
+    ) -> list[int]:
+        batch = [ArticleRecord(*item) for item in articles]
+        urls = list(dict.fromkeys(record.url for record in batch))
         # One statement for many rows: FTS5 writes what a statement indexed as a segment
         # of its own, so a statement per article made a segment per article, and writers
         # spent their time merging them (500 articles a batch: 8,900 -> 17,000 a second).
         # SQLite applies the rows in order, a url given twice included.
-        row = f"({', '.join(['?'] * (5 + len(COLUMNS)))})"
+        row = f"({', '.join(['?'] * (6 + len(COLUMNS)))}, ? + ?)"
         with self.db.transaction() as db:
+            self.db.take_turns(db, None)  # what is read below is what the index holds
             now = _now_us()
+            kept = self._ids(db, urls)
+            # The index entries of articles already kept are removed with what they were
+            # made of: read before it changes.
+            old = self._texts(db, kept.values())
+            changed: list[int] = []
             for part in _parts(batch):
-                db.execute(
-                    f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
-                    f" added_us) VALUES {', '.join([row] * len(part))} "
-                    f"ON CONFLICT(url) DO UPDATE SET {upsert_set()} WHERE {UPSERT_WHEN}",
-                    [
-                        value
-                        for url, rank, data in part
-                        for value in (
-                            url,
-                            rank,
-                            json.dumps(data, separators=(",", ":")),
-                            *column_values(data),
-                            now,
-                        )
-                    ],
-                )
-            ids: dict[str, int] = {}
-            for part in _parts(list(dict.fromkeys(url for url, _rank, _data in batch))):
-                ids.update(
-                    db.execute(
-                        f"SELECT url, id FROM articles WHERE url IN ({', '.join('?' * len(part))})",
-                        part,
+                changed.extend(
+                    article_id
+                    for (article_id,) in db.execute(
+                        f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)},"
+                        f" published_us, body, added_us, body_until_us)"
+                        f" VALUES {', '.join([row] * len(part))} "
+                        f"ON CONFLICT(url) DO UPDATE SET {upsert_set()} WHERE {UPSERT_WHEN}"
+                        " RETURNING id",
+                        [
+                            value
+                            for record in part
+                            for value in (
+                                record.url,
+                                record.rank,
+                                json.dumps(record.data, separators=(",", ":")),
+                                *column_values(record),
+                                now,
+                                now,
+                                record.body_for_us if record.body is not None else None,
+                            )
+                        ],
                     ).fetchall()
                 )
-            return [ids[url] for url, _rank, _data in batch]
+            ids = kept | self._ids(db, [url for url in urls if url not in kept])
+            answered = self._answered(db, list(ids.values()), answer)
+            self._rewrite_index(db, [*changed, *answered], old)
+            return [ids[record.url] for record in batch]
+
+    def _ids(self, db: sqlite3.Connection, urls: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in _parts(urls):
+            found.update(
+                db.execute(
+                    f"SELECT url, id FROM articles WHERE url IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        return found
 
     @scans
     def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
-        read = self.db.read
+        read, query = self.db.read, self.analysed(query)
         if query.match is not None and query.sort == "relevance":
             return ranked_search(query, "sqlite", read)
         if query.match is not None:
@@ -238,7 +304,7 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
             ((matches, articles),) = read(
                 "SELECT (SELECT count(*) FROM (SELECT rowid FROM articles_fts"
                 " WHERE articles_fts MATCH ? LIMIT ?)), (SELECT max(id) FROM articles)",
-                (to_fts5(query.match), COUNT_CAP),
+                (fts5_match(query.match, query.answer), COUNT_CAP),
             )
             if not matches:
                 return []
