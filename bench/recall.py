@@ -36,6 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import conftest  # noqa: E402  (the tests' helpers: settings, databases, servers)
 import pg_server  # noqa: E402
+from recall_data import recorded_urls, recordings  # noqa: E402
 
 from edge.app import create_app  # noqa: E402
 from edge.demo import pointed_at  # noqa: E402
@@ -44,12 +45,10 @@ from newsagg.settings import Settings  # noqa: E402
 from providers.base import PROVIDER_NAMES  # noqa: E402
 from providers.text import canonical_url  # noqa: E402
 from simulator import Fault, Simulator  # noqa: E402
-from simulator.replay import Recording, items  # noqa: E402
+from simulator.replay import Recording  # noqa: E402
 
-RECORDINGS = ROOT / "tests" / "recall"
 WITHIN = timedelta(hours=12)
 MAX_PAGES = 50
-URL_KEYS = {"guardian": "webUrl", "newsapi": "url"}
 
 
 @dataclass
@@ -58,20 +57,6 @@ class Row:
     upstream: set[str]
     found: dict[str, set[str]]
     notes: list[str]
-
-
-def recorded_urls(recording: Recording) -> set[str]:
-    """The recording's articles as canonical URLs (NewsAPI's removed placeholders, which
-    newsagg drops by design, and URLs that are none left out)."""
-    urls = set()
-    for item in items(recording):
-        if item.get("title") == "[Removed]":
-            continue
-        try:
-            urls.add(canonical_url(item[URL_KEYS[recording.provider]]))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return urls
 
 
 class Backends:
@@ -116,10 +101,17 @@ def running(settings: Settings) -> Iterator[Service]:
         service.close()
 
 
-def asked(service: Service, recording: Recording, notes: list[str]) -> set[str]:
-    """Every page of newsagg's answer to the recording's q, as canonical URLs."""
+def asked(
+    service: Service, recording: Recording, notes: list[str], harvested: bool = False
+) -> set[str]:
+    """Every page of newsagg's answer to the recording's q, as canonical URLs. `harvested`:
+    the articles came in the harvest, which files a recording's top headlines under the
+    category it happened to read them in; the question is then asked without a category
+    (one only makes newsagg ask NewsAPI's top headlines on demand)."""
     key = service.keys.create("recall-bench", "unlimited").plaintext
-    params = {"q": recording.q, "source": recording.provider, "limit": 100}
+    params = {"q": recording.q, "source": recording.provider, "limit": 100, **recording.ask}
+    if harvested:
+        params.pop("category", None)
     urls: set[str] = set()
     with create_app(service=service).test_client() as client:
         for _ in range(MAX_PAGES):
@@ -166,7 +158,7 @@ def measure(recording: Recording, simulator: Simulator, base: Settings, where: B
             if report.provider == recording.provider and report.outcome != "ok":
                 row.notes.append(f"harvest {report.outcome}: {report.message}")
         failing(simulator)
-        row.found["b"] = asked(service, recording, row.notes)
+        row.found["b"] = asked(service, recording, row.notes, harvested=True)
     simulator.clear_faults()
     return row
 
@@ -203,13 +195,12 @@ def table(rows: list[Row]) -> str:
 
 
 def run(backend: str) -> str:
-    recordings = [Recording.load(path) for path in sorted(RECORDINGS.glob("*.json"))]
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="recall-")))
         simulator = stack.enter_context(Simulator(newsapi_quota=None))
         where = Backends(backend, stack, work)
         base = base_settings(simulator, work)
-        rows = [measure(recording, simulator, base, where) for recording in recordings]
+        rows = [measure(recording, simulator, base, where) for recording in recordings()]
     return table(rows)
 
 

@@ -33,6 +33,9 @@ class Recording:
     q: str
     body: Mapping[str, Any]
     source: Mapping[str, Any] = field(default_factory=dict)
+    # What a newsagg user sends GET /articles for the same question, where the recorded q
+    # or endpoint says it otherwise (NewsAPI's top headlines: a category); default: the q.
+    ask: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse what could not be replayed, saying why."""
@@ -55,6 +58,7 @@ class Recording:
             q=data["q"],
             body=data["body"],
             source=data.get("source", {}),
+            ask=data.get("ask", {}),
         )
 
     @classmethod
