@@ -368,8 +368,8 @@ class Settings:
         "NEWSAGG_GUARDIAN_BODY_HOURS",
         24.0,
         "hours a Guardian article's body text stays searchable after it was fetched (the"
-        " Guardian's terms ask for content to be refreshed or dropped within 24 hours); then"
-        " it leaves the index and the database, and the article's title and trail stay. `0`:"
+        " Guardian's Open Platform terms limit how long its content may be kept); then it"
+        " leaves the index and the database, and the article's title and trail stay. `0`:"
         " never asked for nor indexed",
         _number(0),
     )
