@@ -8,8 +8,23 @@ words made from their syllables (the people, places and products real news is fu
 COMMON_WORDS (20 words, `battery` first) each in 30 % of the articles, 7 categories,
 3 providers, publication times over 90 days up to now with a day/night rhythm.
 
+Their body text, searched like the rest (never shown), as a deployment holds it with its
+defaults: NewsAPI's `content` on every NewsAPI article (its first 200 characters, cut
+mid-word as NewsAPI cuts it, its "[+N chars]" mark left out as the provider leaves it
+out), kept as long as the article; the Guardian's `bodyText` (1,000 words on average,
+lognormal, 300-3,000) only on the Guardian articles the timeline first saves within its
+last GUARDIAN_BODY_HOURS (24 h, NEWSAGG_GUARDIAN_BODY_HOURS's default): at steady state
+older bodies have left the index (newsagg.upkeep, `store.expire_bodies`). The bench
+cannot let them leave on their own: a body's expiry is 24 h after its save on the store's
+wall clock, and the whole timeline is saved in minutes, so nothing would expire during
+the run; the bodies the timeline says are gone are therefore never given.
+`--guardian-bodies all` gives every Guardian article its body (the worst case: as if
+NEWSAGG_GUARDIAN_BODY_HOURS were very large; for a smaller run). Hacker News sends no
+body (its story text is its description already). Every article is saved through
+`ArchiveWriter(store, {"guardian": 24})`, as the service constructs it.
+
 How they enter (nothing else writes to the archive, and nothing is tuned):
-- every save is `newsagg.archive_writer.ArchiveWriter(store).save(articles)` with
+- every save is `newsagg.archive_writer.ArchiveWriter(store, BODY_HOURS).save(articles)` with
   `providers.base.Article` objects, as the harvester and on-demand refreshes call it;
 - harvest rounds move forward in time, one schedule per provider, paced by the harvester's
   own functions and default budgets (newsagg.harvest.schedule: Hacker News every 1-15 min,
@@ -27,15 +42,17 @@ How they enter (nothing else writes to the archive, and nothing is tuned):
   deployment between harvests, and one PostgreSQL autovacuum nap) before it is searched.
 
 The queries: each kind draws its words from measured bands of the archive (the share of
-articles holding a word, counted as the articles are generated and checked against the
-database after the measurement; every word is printed with its share): rare 0.1-0.5 %,
+articles holding a word's stem in any field, body text included, as the search finds it:
+counted as the articles are generated and checked against the database after the
+measurement; every word is printed with its share): rare 0.1-0.5 %,
 mid 1-5 %, frequent 5-25 %, and the 20 words in 30 %. Each kind runs at least 20 distinct
 queries (up to 100), cycled to `--repeat` runs (distinct ones first), timed around
 `store.search` (the statement, its rows, and their conversion; no HTTP). p99 is the worst
 but one of 200 runs.
 
     .venv/bin/python bench/archive.py [--articles 1000000] [--backends sqlite,postgres]
-        [--repeat 200] [--idle 60] [--overlap 600] [--late 0.15] [--explain] [--keep]
+        [--repeat 200] [--idle 60] [--overlap 600] [--late 0.15] [--guardian-bodies day]
+        [--explain] [--keep]
 or through the runner: `make bench BENCH_ARGS=--archive-only` (both engines at 1,000,000:
 about 30 minutes on 2 shared cores, most of it the ingest; each kind of query stops after
 20 s once 20 queries ran, and after 60 s whatever ran, so the searches take 30 minutes an
@@ -55,6 +72,7 @@ import math
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -73,6 +91,7 @@ from newsagg.archive_writer import ArchiveWriter  # noqa: E402
 from newsagg.budget import parse_quota  # noqa: E402
 from newsagg.harvest import LOOKBACK_SECONDS, OVERLAP_SECONDS  # noqa: E402
 from newsagg.harvest.schedule import after_success, budget_pace, jittered, paces  # noqa: E402
+from newsagg.query.analysis import Analyzer  # noqa: E402
 from newsagg.query.syntax import parse  # noqa: E402
 from newsagg.query.tokens import tokens  # noqa: E402
 from newsagg.settings import Settings  # noqa: E402
@@ -114,6 +133,16 @@ HARVEST_PAGE = {
     "guardian": guardian.HARVEST_PAGE_SIZE,
     "newsapi": newsapi.PAGE_SIZE,
 }
+# Body texts, as the service keeps them (ArchiveWriter's `body_hours`): the Guardian's for
+# NEWSAGG_GUARDIAN_BODY_HOURS' default, NewsAPI's (not named) as long as the article.
+GUARDIAN_BODY_HOURS = 24.0
+BODY_HOURS = {"guardian": GUARDIAN_BODY_HOURS}
+BODY_MODES = ("day", "all")  # Guardian bodies: the last GUARDIAN_BODY_HOURS' only, or every one
+NEWSAPI_CONTENT_CHARS = 200  # NewsAPI's `content`: the article's first 200 characters
+# The Guardian's bodyText in words: lognormal with a mean of about 1,000 (median 880,
+# sigma 0.5), held to 300-3,000 (a short report to a long read).
+BODY_WORDS_MEDIAN, BODY_WORDS_SIGMA, BODY_WORDS_RANGE = 880.0, 0.5, (300, 3_000)
+SENTENCE_WORDS = (8, 30)
 LATE_SHARE = 0.15  # missed by the harvest, found later by on-demand refreshes
 LATE_DELAY_S = (3_600, 30 * 86_400)  # how much later (log-uniform)
 REFRESH_PAGE = (1, 20)  # late articles in one refresh
@@ -182,21 +211,36 @@ class Plan:
     harvest_pages: int
     refresh_pages: int
     late: int
+    bodies: int  # Guardian articles given their body text (see Archive.plan)
 
 
 class Archive:
     """The generator: article n (0 = the oldest) is the same whenever it is made; what the
-    queries' words are drawn from (their shares, counted as the articles are made)."""
+    queries' words are drawn from (their shares, counted as the articles are made).
+    `guardian_bodies`: which Guardian articles carry their body text (BODY_MODES)."""
 
     def __init__(
-        self, size: int, seed: int = 15, late: float = LATE_SHARE, now: datetime | None = None
+        self,
+        size: int,
+        seed: int = 15,
+        late: float = LATE_SHARE,
+        now: datetime | None = None,
+        guardian_bodies: str = "day",
     ) -> None:
+        if guardian_bodies not in BODY_MODES:
+            raise ValueError(f"guardian_bodies: one of {BODY_MODES}")
         self.size = size
         self.seed = seed
+        self.guardian_bodies = guardian_bodies
         # Up to now (to the hour): the newest articles are as new as a deployment's.
         self.now = now or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         rng = random.Random(seed)
         self.words = vocabulary(rng)
+        # The search finds stems (newsagg.query.analysis, the service's default language),
+        # so a word's share is its stem's: the stems of the vocabulary once, not per article.
+        self.analyzer = Analyzer(Settings().search_language)
+        known = [*self.words, *COMMON_WORDS]
+        self.stem_of = dict(zip(known, self.analyzer.stems(known), strict=True))
         weights = [1 / rank for rank in range(1, len(self.words) + 1)]  # Zipf, s = 1
         self.cum = list(itertools.accumulate(weights))
         self.published = self._times(rng)
@@ -212,8 +256,11 @@ class Archive:
                 room = now_us - self.published[n]
                 delay = math.exp(rng.uniform(low, max(low, min(high, math.log(max(room, 1))))))
                 self.arrival[n] = min(now_us, self.published[n] + int(delay))
-        self.share_counts: dict[str, int] = {}
+        self.share_counts: dict[str, int] = {}  # by stem: articles holding it, any field
         self._counted = bytearray(size)
+        # Which Guardian articles carry a body: set by `plan`, which knows when each is
+        # first saved (None until then, so no article is made without knowing).
+        self.bodied: bytearray | None = None
 
     @property
     def now_us(self) -> int:
@@ -234,8 +281,44 @@ class Archive:
             out.append(base + hour * 3_600_000_000 + rng.randrange(3_600) * 1_000_000)
         return sorted(out)
 
+    def share(self, word: str) -> int:
+        """How many articles hold `word`'s stem in any field (as generated)."""
+        stem = self.stem_of.get(word) or self.analyzer.stems([word])[0]
+        return self.share_counts.get(stem, 0)
+
+    def _stems(self, text: str) -> set[str]:
+        words = tokens(text)
+        stem_of = self.stem_of
+        if all(word in stem_of for word in words):
+            return {stem_of[word] for word in words}
+        return set(self.analyzer.stems(words))  # a word cut at NewsAPI's 200 characters
+
+    def _body(self, n: int, source: str) -> str | None:
+        """Article n's body text as its provider sends it (see the module's doc); its own
+        random stream, so titles and descriptions stay those of earlier runs."""
+        if source == "hackernews":
+            return None
+        assert self.bodied is not None
+        if source == "guardian" and not self.bodied[n]:
+            return None
+        rng = random.Random((self.seed * 2**32 + n) ^ (1 << 62))
+        if source == "newsapi":  # words up to the cut: about 35, ample for 200 characters
+            words = rng.choices(self.words, cum_weights=self.cum, k=40)
+            return " ".join(words).capitalize()[:NEWSAPI_CONTENT_CHARS].rstrip()
+        low, high = BODY_WORDS_RANGE
+        count = rng.lognormvariate(math.log(BODY_WORDS_MEDIAN), BODY_WORDS_SIGMA)
+        words = rng.choices(self.words, cum_weights=self.cum, k=min(high, max(low, round(count))))
+        sentences, i = [], 0
+        while i < len(words):
+            length = rng.randint(*SENTENCE_WORDS)
+            sentences.append(" ".join(words[i : i + length]).capitalize() + ".")
+            i += length
+        return " ".join(sentences)  # bodyText runs its paragraphs together, plain text
+
     @functools.lru_cache(maxsize=1 << 16)  # noqa: B019 (one Archive a run)
     def article(self, n: int) -> Article:
+        if self.bodied is None:
+            raise RuntimeError("Archive.plan first: it decides which articles have a body")
         rng = random.Random(self.seed * 2**32 + n)
         title = rng.choices(self.words, cum_weights=self.cum, k=rng.randint(5, 11))
         description = rng.choices(self.words, cum_weights=self.cum, k=rng.randint(10, 24))
@@ -243,12 +326,16 @@ class Archive:
             if rng.random() < COMMON_SHARE:
                 target = title if rng.random() < 0.4 else description
                 target.insert(rng.randrange(len(target) + 1), word)
-        if not self._counted[n]:  # the share of articles holding each word
-            self._counted[n] = 1
-            counts = self.share_counts
-            for word in set(title) | set(description):
-                counts[word] = counts.get(word, 0) + 1
         source = self.source_names[self.source[n]]
+        body = self._body(n, source)
+        if not self._counted[n]:  # the share of articles holding each stem, in any field
+            self._counted[n] = 1
+            counts, stem_of = self.share_counts, self.stem_of
+            held = {stem_of[word] for word in itertools.chain(title, description)}
+            if body is not None:
+                held |= self._stems(body)
+            for stem in held:
+                counts[stem] = counts.get(stem, 0) + 1
         published = datetime.fromtimestamp(self.published[n] / 1e6, UTC)
         host = HOSTS.get(source, rng.choice(("www.reuters.com", "www.theverge.com")))
         return Article(
@@ -261,6 +348,7 @@ class Archive:
             image_url=None if n % 3 == 0 else f"https://img.example.com/{n}.jpg",
             category=CATEGORIES[self.category[n]],  # type: ignore[arg-type]
             published_at=published,
+            body=body,
         )
 
     # -- the order of arrival ----------------------------------------------------------
@@ -319,7 +407,30 @@ class Archive:
                 refresh_pages += 1
                 saves += len(chunk)
         pages.sort(key=lambda page: page.at_us)  # stable: a round's pages stay in order
-        return Plan(pages, saves, harvest_pages, refresh_pages, len(late))
+        return Plan(pages, saves, harvest_pages, refresh_pages, len(late), self._bodies(pages))
+
+    def _bodies(self, pages: list[Page]) -> int:
+        """Decide which Guardian articles carry their body: every one (`all`), or those
+        first saved within the timeline's last GUARDIAN_BODY_HOURS (`day`), the ones a
+        deployment's index still holds (a body leaves GUARDIAN_BODY_HOURS after the save
+        that brought it; one saved again unchanged keeps its time). How many."""
+        guardian = self.source_names.index("guardian")
+        since = self.now_us - int(GUARDIAN_BODY_HOURS * 3600e6)
+        bodied = bytearray(self.size)
+        seen = bytearray(self.size)
+        for page in pages:  # in the order of saving: the first save decides
+            for n in page.articles:
+                if seen[n]:
+                    continue
+                seen[n] = 1
+                if self.source[n] == guardian and (
+                    self.guardian_bodies == "all" or page.at_us >= since
+                ):
+                    bodied[n] = 1
+        if self.bodied is not None and self.bodied != bodied:
+            raise RuntimeError("Archive.plan again with other bodies: articles already made")
+        self.bodied = bodied
+        return sum(bodied)
 
 
 # -- the service's own upkeep: THE one place it is hooked in --------------------------
@@ -363,6 +474,11 @@ class Backend:
     def size_mib(self) -> float:
         raise NotImplementedError
 
+    def index_size(self) -> str:
+        """The full-text index's size, and the body texts' (read once, after the searches:
+        each reads the whole table)."""
+        raise NotImplementedError
+
     def env(self) -> dict[str, str]:
         """The environment a `newsagg serve` on this archive needs."""
         raise NotImplementedError
@@ -388,7 +504,8 @@ class Sqlite(Backend):
     def count(self, text: str) -> int:
         db = self.store.db.connection()
         sql = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?"
-        return db.execute(sql, (to_fts5(parse(text)),)).fetchone()[0]
+        match = self.store.analyzer.query(parse(text))  # stems, as the store's search
+        return db.execute(sql, (to_fts5(match),)).fetchone()[0]
 
     def state(self) -> str:
         db = self.store.db.connection()
@@ -426,6 +543,49 @@ class Sqlite(Backend):
 
     def size_mib(self) -> float:
         return sum(p.stat().st_size for p in self.path.parent.glob("archive.sqlite3*")) / 2**20
+
+    def index_size(self) -> str:
+        db = self.store.db.connection()
+        tables = [
+            row[0]
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name GLOB 'articles_fts_*' ORDER BY name"
+            )
+        ]
+        sizes: dict[str, float] = {}
+        try:  # dbstat counts each table's pages, free space included (as the file holds it)
+            for name in [*tables, "articles"]:
+                sizes[name] = (
+                    db.execute(
+                        "SELECT sum(pgsize) FROM dbstat WHERE name = ? AND aggregate = TRUE",
+                        (name,),
+                    ).fetchone()[0]
+                    or 0
+                ) / 2**20
+            how = "dbstat"
+        except sqlite3.OperationalError:  # built without dbstat: the segments' own bytes
+            sizes = {
+                "articles_fts_data": db.execute(
+                    "SELECT sum(length(block)) FROM articles_fts_data"
+                ).fetchone()[0]
+                / 2**20
+            }
+            how = "bytes of the segments, no dbstat"
+        bodies, body_bytes = db.execute(
+            "SELECT count(body), coalesce(sum(length(CAST(body AS BLOB))), 0) FROM articles"
+        ).fetchone()
+        index = sum(size for name, size in sizes.items() if name != "articles")
+        parts = ", ".join(
+            f"{name.removeprefix('articles_fts_')} {size:,.1f}"
+            for name, size in sizes.items()
+            if name != "articles"
+        )
+        table = f"; the articles table {sizes['articles']:,.0f} MiB" if "articles" in sizes else ""
+        return (
+            f"full-text index {index:,.0f} MiB ({how}: {parts}){table};"
+            f" {bodies:,} bodies, {body_bytes / 2**20:,.1f} MiB of their text"
+        )
 
     def env(self) -> dict[str, str]:
         return {"NEWSAGG_DATABASE": str(self.path)}
@@ -465,8 +625,8 @@ class Postgres(Backend):
 
     def count(self, text: str) -> int:
         return self._run(
-            "SELECT count(*) FROM articles WHERE search @@ to_tsquery('simple', %s)",
-            (to_tsquery(parse(text)),),
+            "SELECT count(*) FROM articles WHERE search @@ %s::tsquery",
+            (to_tsquery(self.store.analyzer.query(parse(text))),),  # stems, as the store's
         )[0][0]
 
     def state(self) -> str:
@@ -510,6 +670,25 @@ class Postgres(Backend):
     def size_mib(self) -> float:
         return self._run("SELECT pg_total_relation_size('articles')")[0][0] / 2**20
 
+    def index_size(self) -> str:
+        ((search, pairs, heap),) = self._run(
+            "SELECT pg_relation_size('articles_search'), pg_relation_size('articles_pairs'),"
+            " pg_table_size('articles')"
+        )
+        # pg_column_size: the bytes each value is stored in (compressed or in TOAST), read
+        # without decompressing it.
+        ((vectors, bodies, body_bytes),) = self._run(
+            "SELECT coalesce(sum(pg_column_size(search)), 0), count(body),"
+            " coalesce(sum(pg_column_size(body)), 0) FROM articles"
+        )
+        return (
+            f"full-text indexes {(search + pairs) / 2**20:,.0f} MiB (GIN articles_search"
+            f" {search / 2**20:,.0f}, articles_pairs {pairs / 2**20:,.0f}); the table"
+            f" {heap / 2**20:,.0f} MiB with its TOAST, of it the search column"
+            f" {vectors / 2**20:,.0f} MiB; {bodies:,} bodies, {body_bytes / 2**20:,.1f} MiB"
+            " stored"
+        )
+
     def env(self) -> dict[str, str]:
         return {"NEWSAGG_DATABASE_URL": self.server.url()}
 
@@ -535,6 +714,8 @@ class Ingest:
     late: int
     in_save_s: float  # inside ArchiveWriter.save
     wall_s: float  # generating the articles included
+    # Body texts saved, by provider: (articles, words) (words: as split on spaces).
+    bodies: dict[str, tuple[int, int]] = field(default_factory=dict)
     slices: list[tuple[int, float]] = field(default_factory=list)  # (articles, rate) by tenth
 
     @property
@@ -545,13 +726,14 @@ class Ingest:
 
 def ingest(store: Any, archive: Archive, plan: Plan) -> Ingest:
     """Every page of `plan` saved through the service's ArchiveWriter, in order."""
-    writer = ArchiveWriter(store)
+    writer = ArchiveWriter(store, BODY_HOURS)  # as the service makes it
     in_save, first, saves = 0.0, 0, 0
     began = time.perf_counter()
     step = max(1, archive.size // 10)
     next_mark, slice_from, slice_time = step, 0, 0.0
     slices: list[tuple[int, float]] = []
     seen = bytearray(archive.size)
+    bodies: dict[str, tuple[int, int]] = {}
     for page in plan.pages:
         articles = [archive.article(n) for n in page.articles]
         start = time.perf_counter()
@@ -560,10 +742,13 @@ def ingest(store: Any, archive: Archive, plan: Plan) -> Ingest:
         in_save += spent
         slice_time += spent
         saves += len(articles)
-        for n in page.articles:
+        for n, article in zip(page.articles, articles, strict=True):
             if not seen[n]:
                 seen[n] = 1
                 first += 1
+                if article.body is not None:
+                    count, words = bodies.get(article.source, (0, 0))
+                    bodies[article.source] = (count + 1, words + article.body.count(" ") + 1)
         if first >= next_mark:
             rate = (first - slice_from) / max(slice_time, 1e-9)
             slices.append((first, rate))
@@ -581,6 +766,7 @@ def ingest(store: Any, archive: Archive, plan: Plan) -> Ingest:
         in_save_s=in_save,
         wall_s=time.perf_counter() - began,
         slices=slices,
+        bodies=bodies,
     )
 
 
@@ -590,10 +776,17 @@ def ingest(store: Any, archive: Archive, plan: Plan) -> Ingest:
 def pools(archive: Archive) -> dict[str, list[str]]:
     """POOL words of each band (by the share counted while generating), spread over it,
     and the 30 % words; POOL 4-letter prefixes of rare words (each prefix matches every
-    word it begins: its own share is measured and printed)."""
+    word it begins: its own share is measured and printed). A word's share is its stem's,
+    and a stem is drawn once, as its most frequent word (`lessons` for `lesson`)."""
     total = archive.size
     out: dict[str, list[str]] = {}
-    shares = archive.share_counts
+    shares: dict[str, int] = {}
+    drawn: set[str] = set()
+    for word in archive.words:  # rank order: the first word of a stem is its most frequent
+        stem = archive.stem_of[word]
+        if stem not in drawn and stem in archive.share_counts:
+            drawn.add(stem)
+            shares[word] = archive.share_counts[stem]
     for band, (_label, low, high) in BANDS.items():
         inside = sorted(
             (w for w, c in shares.items() if low <= c / total < high and w not in COMMON_WORDS),
@@ -817,8 +1010,8 @@ def measured_shares(backend: Backend, archive: Archive, words: dict[str, list[st
             text = word + "*" if pool == "prefix" else word
             found = backend.count(text)
             out[text] = found / total
-            expected = archive.share_counts.get(word)
-            if pool != "prefix" and expected is not None and expected != found:
+            expected = archive.share(word)
+            if pool != "prefix" and expected != found:
                 print(f"  note: {word!r} is in {found:,} articles, generated in {expected:,}")
     return out
 
@@ -835,6 +1028,7 @@ class Figures:
     state: str  # when the searches began
     state_after: str  # when they ended
     size_mib: float
+    index: str  # the full-text index's size and the bodies' (Backend.index_size)
     idle_s: float
     minutes: float  # the whole run of this engine
 
@@ -850,7 +1044,7 @@ def build(
         f" ({plan.saves / archive.size:.2f} a article: the harvest's {overlap_s:.0f} s overlap"
         f" saves some again), {plan.harvest_pages:,} harvest pages and {plan.refresh_pages:,}"
         f" on-demand refreshes; {plan.late:,} articles ({plan.late / archive.size:.0%}) arrive"
-        " late, with new ids",
+        f" late, with new ids; Guardian bodies: {plan.bodies:,} ({archive.guardian_bodies})",
         flush=True,
     )
     upkeep, stop = service_upkeep(backend.store)
@@ -883,6 +1077,7 @@ def run(
     late: float,
     explain: bool,
     keep: bool,
+    guardian_bodies: str = "day",
 ) -> tuple[Archive | None, dict[str, Figures]]:
     figures: dict[str, Figures] = {}
     work = Path(tempfile.mkdtemp(prefix="newsagg-archive-bench-"))
@@ -890,7 +1085,7 @@ def run(
     try:
         for kind in backends:
             began = time.monotonic()
-            archive = Archive(size, late=late)
+            archive = Archive(size, late=late, guardian_bodies=guardian_bodies)
             backend = open_backend(kind, work)
             try:
                 print(f"\n{backend.name}: {size:,} articles, saved as the service saves them")
@@ -907,6 +1102,8 @@ def run(
                 finally:
                     stop()
                 shares = measured_shares(backend, archive, words)
+                index = backend.index_size()
+                print(f"  {backend.size_mib():,.0f} MiB: {index}", flush=True)
                 figures[backend.name] = Figures(
                     ingest_figures,
                     searches,
@@ -915,6 +1112,7 @@ def run(
                     state,
                     after,
                     backend.size_mib(),
+                    index,
                     idle_s,
                     (time.monotonic() - began) / 60,
                 )
@@ -927,6 +1125,16 @@ def run(
         else:
             print(f"kept {work}")
     return archive, figures
+
+
+def bodies_text(bodies: dict[str, tuple[int, int]]) -> str:
+    return (
+        ", ".join(
+            f"{name} {count:,} ({words / count:,.0f} words on average)"
+            for name, (count, words) in sorted(bodies.items())
+        )
+        or "none"
+    )
 
 
 def share_range(shares: dict[str, float], words: list[str]) -> str:
@@ -960,6 +1168,8 @@ def report(archive: Archive | None, figures: dict[str, Figures]) -> None:
             f" {f.size_mib:,.0f} MiB; idle {f.idle_s:.0f} s; upkeep: {f.upkeep};"
             f" {f.minutes:.0f} min in all"
         )
+        print(f"    {f.size_mib:,.0f} MiB: {f.index}")
+        print(f"    bodies saved: {bodies_text(f.ingest.bodies)}")
         print(f"    before the searches: {f.state}\n    after them: {f.state_after}")
     print("\nWords by their measured share of the articles (the database's count)")
     labels = {**{band: label for band, (label, _l, _h) in BANDS.items()}, "30 %": "30 %"}
@@ -1029,6 +1239,13 @@ def main(argv: list[str] | None = None) -> None:
         default=LATE_SHARE,
         help="share of the articles that on-demand refreshes bring late, with new ids",
     )
+    parser.add_argument(
+        "--guardian-bodies",
+        choices=BODY_MODES,
+        default="day",
+        help="Guardian articles with their body: those of the last 24 h (day, as deployed)"
+        " or every one (all, the worst case)",
+    )
     parser.add_argument("--explain", action="store_true", help="print each kind's plan")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file (debugging)")
     args = parser.parse_args(argv)
@@ -1041,6 +1258,7 @@ def main(argv: list[str] | None = None) -> None:
         args.late,
         args.explain,
         args.keep,
+        args.guardian_bodies,
     )
     report(archive, figures)
 

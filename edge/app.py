@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import gc
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,11 +47,13 @@ from edge.middleware import RateLimitMiddleware, RequestContextMiddleware
 from edge.observability import ObservabilityMiddleware
 from edge.problems import bounded, problem_for
 from edge.replies import RenderMemo
+from edge.served_spec import ServedSpecMiddleware
 from newsagg.errors import InvalidInput, ServiceError
 from newsagg.log import without_query_strings
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
 
+log = logging.getLogger(__name__)
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
 # Response headers a browser script may read (CORS hides all but a few by default).
 CORS_EXPOSED_HEADERS = (
@@ -197,6 +200,11 @@ def create_app(
         # Demo mode's simulator stops after the service is closed (its harvester first).
         with demo.upstreams(settings) as upstream_settings:
             built = build_service(upstream_settings)
+            if upstream_settings.public_url is None:
+                log.warning(
+                    "NEWSAGG_PUBLIC_URL is not set: the feed and event-stream URLs searches"
+                    " give out, and feed ids, follow each request's Host header until it is"
+                )
             harvesting(built)
             # What exists now (the spec, Connexion's routes and validators, the service)
             # lives as long as the process: frozen, the collector stops walking it. Requests
@@ -244,6 +252,12 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        ServedSpecMiddleware,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        spec=load_spec(),
+        public_url=settings.public_url,
+    )
     if settings.lean_path:
         app.add_middleware(
             LeanPathMiddleware,

@@ -151,6 +151,10 @@ def admin_only_operations(spec: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+# Where the bearer check leaves why it refused a key (raised again by the rate limiter).
+BEARER_REFUSAL = "newsagg_bearer_refusal"
+
+
 def bearer_handler_for(spec: dict[str, Any]) -> type[BearerSecurityHandler]:
     """A bearer handler class (Connexion instantiates it itself) bound to this spec."""
     admin_only = admin_only_operations(spec)
@@ -164,9 +168,16 @@ def bearer_handler_for(spec: dict[str, Any]) -> type[BearerSecurityHandler]:
                 routing = request.scope.get("extensions", {}).get("connexion_routing", {})
                 # Fail closed: an operation the table does not know is treated as admin-only.
                 needs_admin = admin_only.get(routing.get("operation_id"), True)
-                info = await token_info_func(token, request, needs_admin)
-                if info is None:
-                    raise OAuthResponseProblem(detail="Provided token is not valid")
+                try:
+                    info = await token_info_func(token, request, needs_admin)
+                    if info is None:
+                        raise OAuthResponseProblem(detail="Provided token is not valid")
+                except Exception as refusal:
+                    # Where an operation may also be called without a key (`{}` among its
+                    # security alternatives), Connexion would go on to that one: a key that
+                    # was sent and refused (or could not be checked) must still decide.
+                    request.scope["extensions"][BEARER_REFUSAL] = refusal
+                    raise
                 return info
 
             return verify

@@ -47,7 +47,15 @@ def with_simulator(settings: Settings) -> tuple[Settings, Simulator]:
     # The pace travels with the settings, to worker processes too: they see a simulator
     # named, not demo mode.
     demo = replace(pointed_at(settings, simulator), harvest_pace="demo")
-    return replace(demo, webhook_allow_private=local), simulator
+    public = settings.public_url or listen_url(settings)
+    return replace(demo, webhook_allow_private=local, public_url=public), simulator
+
+
+def listen_url(settings: Settings) -> str:
+    """Where `newsagg serve` listens, as a URL this machine's browser reaches."""
+    host = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}"
 
 
 def is_loopback(host: str) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedgen.feed import FeedGenerator
 
@@ -31,6 +32,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 @dataclass(frozen=True, slots=True)
 class FeedPage:
+    # The installation's tag authority, `host,date` (RFC 4151): its public URL's host and
+    # the day it first ran. Ids are unique to one installation and stable across restarts.
+    authority: str
     search_id: int
     title: str  # the search's name
     self_url: str  # absolute URL of this page (already carries token, format and cursor)
@@ -40,19 +44,24 @@ class FeedPage:
     updated: datetime  # aware: newest published_at on the page, or the search's updated time
 
 
-def search_tag(search_id: int) -> str:
-    return f"tag:newsagg,2026:search:{search_id}"
+def tag_authority(base_url: str, installed_on: str) -> str:
+    """The tag URI authority of an installation reached at `base_url` (its public URL)."""
+    return f"{urlsplit(base_url).hostname or 'localhost'},{installed_on}"
 
 
-def article_tag(article_id: int) -> str:
+def search_tag(authority: str, search_id: int) -> str:
+    return f"tag:{authority}:search:{search_id}"
+
+
+def article_tag(authority: str, article_id: int) -> str:
     # A tag URI, not the article's URL: publishers move URLs, and a reader keyed on the id
     # would then show the article twice.
-    return f"tag:newsagg,2026:article:{article_id}"
+    return f"tag:{authority}:article:{article_id}"
 
 
 def render_atom(page: FeedPage) -> bytes:
     fg = FeedGenerator()
-    fg.id(search_tag(page.search_id))
+    fg.id(search_tag(page.authority, page.search_id))
     fg.title(_text(page.title) or f"Search {page.search_id}")
     fg.updated(_utc(page.updated))
     # RFC 4287 wants an author on every entry or on the feed; an empty page has no entries.
@@ -69,7 +78,7 @@ def render_atom(page: FeedPage) -> bytes:
         # feedgen prepends by default; the page is already newest first.
         entry = fg.add_entry(order="append")
         published = _published(article)
-        entry.id(article_tag(article["id"]))
+        entry.id(article_tag(page.authority, article["id"]))
         entry.title(_entry_title(article))
         # feedgen 1.0 drops an entry link's rel when writing it; a link without rel means
         # alternate (RFC 4287 4.2.7.2), which is what this one is.
@@ -95,17 +104,17 @@ def render_json_feed(page: FeedPage) -> bytes:
     if page.next_url:
         feed["next_url"] = _text(page.next_url)
     feed["authors"] = [{"name": FEED_AUTHOR}]
-    feed["items"] = [_json_item(article) for article in page.articles]
+    feed["items"] = [_json_item(page.authority, article) for article in page.articles]
     # Compact and key order fixed by construction: the ETag is computed over these bytes.
     return json.dumps(feed, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _json_item(article: Mapping[str, Any]) -> dict[str, Any]:
+def _json_item(authority: str, article: Mapping[str, Any]) -> dict[str, Any]:
     published = _published(article).isoformat()
     description = _text(article.get("description") or "")
     title = _entry_title(article)
     item: dict[str, Any] = {
-        "id": article_tag(article["id"]),
+        "id": article_tag(authority, article["id"]),
         "url": _text(article["url"]),
         "title": title,
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge.connexion_ext import BEARER_REFUSAL
 from edge.deps import (
     RENDERINGS,
     SERVICE,
@@ -75,7 +76,9 @@ class RequestContextMiddleware:
         found = headers(scope, (*PASSED_HEADERS, b"host"))
         for name, argument in PASSED_HEADERS.items():
             context[argument] = found[name]
-        context["base_url"] = base_url(scope, found[b"host"])
+        # The URLs an answer gives out: the public URL when one is set, so that a forged
+        # Host header never reaches them.
+        context["base_url"] = service.settings.public_url or base_url(scope, found[b"host"])
         extensions = scope["extensions"]
 
         async def send_with_standing(message: Message) -> None:
@@ -117,7 +120,12 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions", {})
+        # Empty where the operation may be called without a key (the event stream with its
+        # search's token) and was; but a key sent and refused is refused.
         token_info = extensions.get("connexion_context", {}).get("token_info")
-        if token_info is not None:
+        refusal = extensions.get(BEARER_REFUSAL)
+        if refusal is not None and not token_info:
+            raise refusal
+        if token_info:
             await charge(scope, token_info["key"], extensions["connexion_routing"]["operation_id"])
         await self.app(scope, receive, send)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from connexion.exceptions import Unauthorized
 from starlette.responses import StreamingResponse
 
 from newsagg.articles import archived_json
@@ -14,13 +15,30 @@ from newsagg.store import without_blocking
 
 
 async def stream_search_events(
-    service: Service, token_info: dict[str, Any], search_id: int, last_event_id: str | None
+    service: Service,
+    search_id: int,
+    last_event_id: str | None,
+    token_info: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> StreamingResponse:
     """One `article` event per match (its id the match's), heartbeat comments, and an end
-    after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID. A key
-    holds at most NEWSAGG_STREAM_LIMIT_<TIER> streams at once (429 past it)."""
-    key, seconds = token_info["key"], service.settings.stream_seconds
-    await without_blocking(service.store, service.searches.get, key, search_id)
+    after NEWSAGG_STREAM_SECONDS, when EventSource reconnects with Last-Event-ID. Opened
+    with the owner's key, or with the search's token (`events_url`: a browser's
+    EventSource sends no header). A key holds at most NEWSAGG_STREAM_LIMIT_<TIER> streams
+    at once (429 past it), those opened with its searches' tokens included."""
+    seconds, searches = service.settings.stream_seconds, service.searches
+    if token_info:  # empty when no key was sent (the security alternative `{}`)
+        key = token_info["key"]
+        await without_blocking(service.store, searches.get, key, search_id)
+    elif token is not None:
+        path = f"/searches/{search_id}/events"
+        _search, key = await without_blocking(
+            service.store, searches.by_token, search_id, token, path
+        )
+    else:
+        raise Unauthorized(
+            detail="A valid API key is required, or the `token` of the search's `events_url`."
+        )
     slot = service.hub.admit(key.id, service.settings.stream_limit(key.tier), seconds)
     try:
         if last_event_id:  # digits only: Connexion checked it against the contract

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from connexion.lifecycle import ConnexionResponse
 
-from edge.feeds import ATOM, FeedPage, negotiate, render_atom, render_json_feed
+from edge.feeds import ATOM, FeedPage, negotiate, render_atom, render_json_feed, tag_authority
 from edge.replies import cacheable_reply, weak_etag
 from newsagg.articles import article_fields
 from newsagg.service import Service
@@ -32,7 +32,9 @@ async def get_feed(
     cursor: str | None = None,
 ) -> ConnexionResponse:
     searches = service.searches
-    search = await without_blocking(service.store, searches.by_feed_token, search_id, token)
+    search, _owner = await without_blocking(
+        service.store, searches.by_token, search_id, token, f"/feeds/{search_id}"
+    )
     page = await service.feed.archived(searches.request(search, FEED_PAGE, cursor))
     media_type = negotiate(format_, accept)
     base = f"{base_url}/feeds/{search_id}"
@@ -44,6 +46,7 @@ async def get_feed(
     articles = [{"id": item.id, **article_fields(item.article)} for item in page.items]
     newest = max((item.article.published_at for item in page.items), default=None)
     feed = FeedPage(
+        authority=tag_authority(base_url, service.installed_on),
         search_id=search.id,
         title=search.name,
         self_url=url(cursor),

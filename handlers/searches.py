@@ -33,6 +33,7 @@ def timestamp(us: int | None) -> str | None:
 def search_json(
     searches: Searches, base_url: str, search: SearchRecord, secret: str | None = None
 ) -> dict:
+    token = searches.feed_token(search)
     body: dict[str, Any] = {
         "id": search.id,
         "name": search.name,
@@ -44,9 +45,10 @@ def search_json(
         "created_at": timestamp(search.created_us),
         "updated_at": timestamp(search.updated_us),
         "articles_url": f"/searches/{search.id}/articles",
-        "events_url": f"/searches/{search.id}/events",
-        # Absolute: a feed reader is given it alone.
-        "feed_url": f"{base_url}/feeds/{search.id}?token={searches.feed_token(search)}",
+        # Absolute, with the search's token: a feed reader, or a browser's EventSource (which
+        # cannot send a header), is given it alone.
+        "events_url": f"{base_url}/searches/{search.id}/events?token={token}",
+        "feed_url": f"{base_url}/feeds/{search.id}?token={token}",
         "webhook_url": search.webhook_url,
         "webhook_status": webhook_status(search),
         "webhook_disabled_reason": search.webhook_disabled_reason,

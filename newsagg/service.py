@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from newsagg.archive_writer import ArchiveWriter
 from newsagg.articles import FeedItem
@@ -57,6 +58,9 @@ class Service:
     budgets: Budgets | None = None
     harvester: Harvester | None = None
     upkeep: Upkeep | None = None  # the database's (newsagg.upkeep), started with the app
+    # The day this installation first ran (its database was made), kept in it: with the
+    # public URL's host, what makes its feed ids its own (tag URIs, RFC 4151).
+    installed_on: str = "2026-01-01"
 
     def sources(self) -> list[tuple[SourceView, HarvestStanding | None]]:
         """Each provider as GET /sources shows it: its feed standing and its harvest."""
@@ -141,6 +145,7 @@ def build_service(settings: Settings) -> Service:
     metrics = Metrics()
     budgets = Budgets.from_settings(settings, store)
     cursor_secret = store.secret("cursor_secret", lambda: secrets.token_hex(32))
+    installed_on = store.secret("installed_on", lambda: datetime.now(UTC).date().isoformat())
     # Demo mode harvests in seconds; budgets still apply.
     harvest_paces = paces(
         {name: budget_pace(budgets.limits(name)) for name in PROVIDER_NAMES},
@@ -218,4 +223,5 @@ def build_service(settings: Settings) -> Service:
         budgets,
         harvester,
         Upkeep(store),
+        installed_on,
     )

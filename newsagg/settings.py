@@ -159,6 +159,14 @@ def _http_url(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _public_url(name: str, raw: str) -> str:
+    """An http(s) URL without a query or fragment, without its trailing slash."""
+    url = _http_url(name, raw).rstrip("/")
+    if urlsplit(url).query or urlsplit(url).fragment:
+        raise SettingsError(f"{name} must be a base URL, without a query or fragment")
+    return url
+
+
 def _quota(name: str, raw: str) -> str:
     """Rates in the `limits` notation joined by `;` (`50/12 hours;100/day`), each at least
     one call; kept as the text given, stripped (newsagg.budget parses it again)."""
@@ -515,6 +523,15 @@ class Settings:
         "answer exact repeats of a GET that Connexion accepted without validating them again"
         " (key check and rate limit still run)",
         _switch,
+    )
+    public_url: str | None = setting(
+        "NEWSAGG_PUBLIC_URL",
+        None,
+        "`https://news.example.com`: the URL clients reach the service at (behind a proxy,"
+        " the proxy's). The feed and event-stream URLs a search gives out, Atom links and"
+        " feed entry ids, and Swagger UI's server are made from it. Unset: demo mode uses"
+        " its listen address; otherwise they follow each request's `Host` header",
+        _public_url,
     )
     host: str = setting(
         "NEWSAGG_HOST",

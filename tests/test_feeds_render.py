@@ -62,6 +62,7 @@ EXPECTED_DATES = [
 
 def page(articles: list[Mapping[str, Any]] = ARTICLES, **changes: Any) -> FeedPage:
     fields: dict[str, Any] = {
+        "authority": "news.example,2026-12-01",
         "search_id": 7,
         "title": "Rust & Python",
         "self_url": SELF,
@@ -81,10 +82,12 @@ def test_atom_entries_in_order_with_ids_titles_links_authors_dates() -> None:
     parsed = feedparser.parse(render_atom(page()))
     assert parsed.bozo == 0, parsed.get("bozo_exception")
     assert parsed.version == "atom10"
-    assert parsed.feed.id == "tag:newsagg,2026:search:7"
+    assert parsed.feed.id == "tag:news.example,2026-12-01:search:7"
     assert parsed.feed.title == "Rust & Python"
     assert parsed.feed.updated == "2026-01-10T12:30:00+00:00"
-    assert [e.id for e in parsed.entries] == [f"tag:newsagg,2026:article:{n}" for n in (3, 2, 1)]
+    assert [e.id for e in parsed.entries] == [
+        f"tag:news.example,2026-12-01:article:{n}" for n in (3, 2, 1)
+    ]
     assert [e.title for e in parsed.entries] == ["Title 3", "Title 2", "Title 1"]
     assert [e.link for e in parsed.entries] == [a["url"] for a in ARTICLES]
     assert [e.links[0]["rel"] for e in parsed.entries] == ["alternate"] * 3
@@ -194,7 +197,7 @@ def test_json_feed_structure() -> None:
         assert isinstance(item["id"], str)
         assert item.get("content_text") or item.get("content_html")
     assert items[0] == {
-        "id": "tag:newsagg,2026:article:3",
+        "id": "tag:news.example,2026-12-01:article:3",
         "url": "https://publisher.example/story/3",
         "title": "Title 3",
         "summary": "Description 3",

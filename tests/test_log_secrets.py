@@ -142,6 +142,10 @@ def test_no_log_line_holds_a_secret_or_a_query_string(make_service, caplog, rece
         assert call("GET", unknown_token).status_code == 404
         assert call("GET", f"{feed.path}?token=malformed-SECRET-token!").status_code == 400
         assert call("GET", f"/searches/{sid}/events", user).status_code == 200
+        events = urlsplit(search["events_url"])  # the same token, opened without a key
+        assert call("GET", f"{events.path}?{events.query}").status_code == 200
+        wrong = f"{events.path}?token={'wrongtoken_SECRET_'.ljust(32, '1')}"
+        assert call("GET", wrong).status_code == 404
         pinged = call("POST", f"/searches/{sid}/webhook/ping", user)
         assert pinged.status_code == 202, pinged.text
         pusher = service.pusher

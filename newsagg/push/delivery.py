@@ -264,13 +264,26 @@ class Deliverer:
             return Outcome(delivery.id, attempt, "delivered")
         made = delivery.attempts + 1
         delay = retry_delay(self._schedule, made, self._rng)
-        if delay is None:
+        next_us = None if delay is None else self._now_us() + int(delay * 1e6)
+        # One line per failed attempt; never the URL (its query may hold the receiver's
+        # token), the secret or the body: the error texts do not repeat the URL either.
+        log.warning(
+            "webhook attempt failed: search %d, webhook-id %s, attempt %d: %s; next attempt %s",
+            delivery.search_id,
+            delivery.msg_id,
+            made,
+            sent.error or f"HTTP {sent.status_code}",
+            "none"
+            if next_us is None
+            else datetime.fromtimestamp(next_us / 1e6, UTC).isoformat(timespec="seconds"),
+        )
+        if next_us is None:
             reason = f"gave up on delivery {delivery.msg_id} after {made} attempts: " + (
                 sent.error or f"HTTP {sent.status_code}"
             )
             log.warning("webhook of search %d disabled: %s", delivery.search_id, reason)
             return Outcome(delivery.id, attempt, "failed", disable=(delivery.search_id, reason))
-        return Outcome(delivery.id, attempt, "pending", self._now_us() + int(delay * 1e6))
+        return Outcome(delivery.id, attempt, "pending", next_us)
 
     def _client(self) -> urllib3.PoolManager:
         """One client per sender thread, its connections kept alive per receiver address

@@ -140,15 +140,18 @@ class Searches:
         mac = hmac.new(self._feed_secret, f"{search.id}:{search.feed_nonce}".encode(), "sha256")
         return base64.urlsafe_b64encode(mac.digest()).decode()[:FEED_TOKEN_LENGTH]
 
-    def by_feed_token(self, search_id: int, token: str) -> SearchRecord:
-        """The search a feed URL names; NotFound alike for no such search, a wrong or
-        rotated token and a search whose key is revoked (as the store says now, for every
-        instance), so that a URL tells nothing about other searches."""
+    def by_token(self, search_id: int, token: str, path: str) -> tuple[SearchRecord, KeyRecord]:
+        """The search a URL with its token names (`path`: the URL's, for the message), and
+        its owner; NotFound alike for no such search, a wrong or rotated token and a
+        search whose key is revoked (as the store says now, for every instance), so that a
+        URL tells nothing about other searches."""
         found = self._store.searches_live([search_id])
         search = found[0] if found else None
-        if search is None or not hmac.compare_digest(self.feed_token(search), token):
-            raise NotFound(f"No feed at /feeds/{search_id} with this token.")
-        return search
+        if search is not None and hmac.compare_digest(self.feed_token(search), token):
+            owner = self._store.active_key(search.key_id)
+            if owner is not None:
+                return search, owner
+        raise NotFound(f"Nothing at {path} with this token.")
 
     # -- changing --------------------------------------------------------------------
 
