@@ -42,7 +42,7 @@ def searched(service: Service, host: str = "testserver", **body: object) -> dict
     return made.json()
 
 
-def bearer(service: Service, owner: object) -> dict[str, str]:
+def admin(service: Service) -> dict[str, str]:
     """An admin's key: it may read any search."""
     return {
         "Authorization": f"Bearer {service.keys.create('admin', 'basic', admin=True).plaintext}"
@@ -74,24 +74,14 @@ def test_every_url_given_out_is_made_of_the_public_url_whatever_the_host(make_se
     assert feed.feed.id.startswith(f"tag:news.example.com,{service.installed_on}:search:")
 
 
-def test_without_a_public_url_urls_follow_the_host_and_the_log_says_so(settings, caplog):
-    made = searched(service := create_service(settings), host="localhost:8000")
-    try:
-        assert made["feed_url"].startswith("http://localhost:8000/feeds/")
-        with (
-            caplog.at_level(logging.WARNING),
-            create_app(settings).test_client() as client,
-        ):
-            assert client.get("/openapi.json").json()["servers"][0]["url"] == "/"
-        assert any("NEWSAGG_PUBLIC_URL is not set" in r.getMessage() for r in caplog.records)
-    finally:
-        service.close()
-
-
-def create_service(settings: Settings) -> Service:
-    from newsagg.service import build_service
-
-    return build_service(settings)
+def test_without_a_public_url_urls_follow_the_host_and_the_log_says_so(
+    make_service: Callable[..., Service], settings: Settings, caplog
+):
+    made = searched(make_service(), host="localhost:8000")
+    assert made["feed_url"].startswith("http://localhost:8000/feeds/")
+    with caplog.at_level(logging.WARNING), create_app(settings).test_client() as client:
+        assert client.get("/openapi.json").json()["servers"][0]["url"] == "/"
+    assert any("NEWSAGG_PUBLIC_URL is not set" in r.getMessage() for r in caplog.records)
 
 
 def test_feed_ids_are_an_installations_own_and_outlive_a_restart(
@@ -135,9 +125,7 @@ def test_the_event_stream_opens_with_the_searchs_token_and_only_with_it(make_ser
         service.searches.rotate_feed_token(owner, made["id"])  # the old URLs are dead
         assert client.get(f"{events.path}?{events.query}").status_code == 404
         new = urlsplit(
-            client.get(f"/searches/{made['id']}", headers=bearer(service, owner)).json()[
-                "events_url"
-            ]
+            client.get(f"/searches/{made['id']}", headers=admin(service)).json()["events_url"]
         )
         assert client.get(f"{new.path}?{new.query}").status_code == 200
         service.keys.revoke(owner.id)  # a revoked key's token opens nothing
