@@ -23,9 +23,11 @@ from newsagg.query.tokens import tokens
 NO_STEMMING = "none"
 # The languages a Snowball stemmer exists for, and `none` (words as written).
 LANGUAGES: tuple[str, ...] = (*Stemmer.algorithms(), NO_STEMMING)
-# An index holds at most this many tokens of a field: PostgreSQL's word positions end at
-# 16,383, and the words as written are placed past the stems (newsagg.store.fulltext).
-MAX_FIELD_TOKENS = 8_000
+# An index holds at most this many tokens of a field (a long read runs to 10,000 words):
+# PostgreSQL's word positions end at 16,383, the three fields' stems follow each other and
+# the words as written are placed past them (newsagg.store.fulltext), so every engine
+# holds the same tokens.
+MAX_FIELD_TOKENS = 5_000
 # Longer tokens are not indexed (no word is that long; PostgreSQL refuses lexemes of 2 kB).
 MAX_TOKEN_CHARS = 255
 

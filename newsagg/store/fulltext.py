@@ -27,8 +27,8 @@ _FTS5_FIELDS = {"any": "{title description body}", "title": "title"}
 _FTS5_WORDS = {"any": "{title_words text_words}", "title": "title_words"}
 RAW = "_"
 ANSWER = "~"
-# Word positions: stems from 1 on, the words as written past them (16,383 is the last).
-_LAST_STEM_POSITION = 16_000
+# Word positions: stems from 1 on (at most 3 fields of MAX_FIELD_TOKENS: under 16,000), the
+# words as written past them (16,383 is the last position a tsvector holds).
 _TITLE_WORDS_POSITION = 16_383
 _TEXT_WORDS_POSITION = 16_381
 _MAX_POSITIONS = 255  # a tsvector keeps at most 256 positions of a lexeme
@@ -59,8 +59,6 @@ def tsvector_text(document: Document, answers: list[str]) -> str:
     ):
         for stem in stems:
             position += 1
-            if position > _LAST_STEM_POSITION:
-                break
             if len(positions[stem]) < _MAX_POSITIONS:
                 positions[stem].append(f"{position}{label}")
     for word in document.title_words:
