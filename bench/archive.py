@@ -526,6 +526,7 @@ class Sqlite(Backend):
         from newsagg.store.archive import MAX_WINDOW
         from newsagg.store.relevance import RANKED_WINDOW
 
+        query = self.store.analysed(query)  # stems, as the store's search builds it
         plans = []
         ranked = query.match is not None and query.sort == "relevance"
         if query.match is not None:  # the store's largest try, then its fallback
@@ -651,6 +652,8 @@ class Postgres(Backend):
 
     def explain(self, query: ArchiveQuery) -> str:
         from newsagg.store.archive import PG_FIRST_WINDOW
+
+        query = self.store.analysed(query)  # stems, as the store's search builds it
 
         plans = []
         if query.match is not None and query.sort == "published":  # the store's tries
