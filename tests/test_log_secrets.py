@@ -16,13 +16,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 import uvicorn
 import yaml
+from receivers import Receiver
 
 from edge.app import SPEC_PATH, create_app
 
@@ -35,33 +35,6 @@ QUERY_MARKER = "querymarker-SECRET-5e6f"  # in every other query string sent
 # The test client's own loggers write the whole URL of each request it sends: the
 # client's lines, not the server's.
 CLIENT_LOGGERS = ("httpx", "httpcore")
-
-
-class Receiver:
-    """A webhook receiver on loopback: 204 to every POST."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                self.send_response(204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-                receiver.arrived.set()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -151,7 +124,7 @@ def test_no_log_line_holds_a_secret_or_a_query_string(make_service, caplog, rece
         pusher = service.pusher
         assert pusher is not None and pusher.leadership.hold()
         pusher.step()  # delivers the ping to the receiver, at the URL with its token
-        assert receiver.arrived.wait(10)
+        assert receiver.wait_for(1, 10)
         assert call("GET", f"/searches/{sid}/deliveries?limit=5", user).status_code == 200
         rotated = call("POST", f"/searches/{sid}/webhook/secret", user)
         assert rotated.status_code == 200

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import feedparser
 import pytest
 from conftest import new_story
+from receivers import Receiver
 
 from edge.app import create_app
 from newsagg.metrics import Metrics
@@ -132,50 +131,23 @@ def test_the_event_stream_opens_with_the_searchs_token_and_only_with_it(make_ser
         assert client.get(f"{new.path}?{new.query}").status_code == 404
 
 
-class FailingReceiver:
-    """A webhook receiver on loopback that answers 500 to everything."""
-
-    def __init__(self) -> None:
-        self.calls = threading.Semaphore(0)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                self.send_response(500)
-                self.send_header("content-length", "0")
-                self.end_headers()
-                receiver.calls.release()
-
-            def log_message(self, *_args: object) -> None:
-                """Nothing: the test reads the service's log, not this one's."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?token=receiver-SECRET"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def failing() -> Iterator[FailingReceiver]:
-    made = FailingReceiver()
+def failing() -> Iterator[Receiver]:
+    made = Receiver([500])
     yield made
     made.close()
 
 
 def test_a_failed_webhook_attempt_is_one_log_line_without_secrets(
-    make_service, failing: FailingReceiver, caplog
+    make_service, failing: Receiver, caplog
 ):
     service = make_service(webhook_allow_private=True)
-    made = searched(service, webhook_url=failing.url)
+    made = searched(service, webhook_url=f"{failing.url}?token=receiver-SECRET")
     deliverer = Deliverer(service.store, parse_backoff("1h"), Metrics(), allow_private=True)
     try:
         with caplog.at_level(logging.WARNING, logger="newsagg.push.delivery"):
             deliverer.dispatch()
-            assert failing.calls.acquire(timeout=10)
+            assert failing.wait_for(1, 10)
             deliverer.close()  # waits for the attempt to be recorded
     finally:
         deliverer.close()

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import feedparser
 import pytest
 from conftest import problem_detail
+from receivers import Receiver
 from standardwebhooks.webhooks import Webhook
 
 from edge.app import create_app
@@ -190,38 +189,6 @@ def test_a_long_feed_pages_with_rel_next(client, service, user_headers):
 
 
 # -- matching and webhooks -----------------------------------------------------------------
-
-
-class Receiver:
-    """A webhook receiver on loopback answering from a list of statuses (then 204)."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                with receiver.arrived:
-                    receiver.received.append((dict(self.headers.items()), body))
-                    status = receiver.statuses.pop(0) if receiver.statuses else 204
-                    receiver.arrived.notify_all()
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
