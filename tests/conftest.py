@@ -165,6 +165,16 @@ def settings(tmp_path, simulator: Simulator) -> Settings:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a store on each backend in turn: a SQLite file, a fresh PostgreSQL
+    database."""
+    sqlite_only = Settings(database=str(tmp_path / "store.sqlite3"))
+    if request.param == "sqlite":
+        return sqlite_only
+    return replace(sqlite_only, database_url=request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
 def make_service(settings: Settings) -> Iterator[Callable[..., Service]]:
     """Build a service, optionally with settings changed; all are closed after the test."""

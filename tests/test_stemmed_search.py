@@ -30,17 +30,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 HOUR_US = 3_600_000_000
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    sqlite_only = Settings(database=str(tmp_path / "search.sqlite3"))
-    if request.param == "sqlite":
-        return sqlite_only
-    return replace(sqlite_only, database_url=request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    opened = open_store(settings)
+def store(backend_settings: Settings) -> Iterator[Store]:
+    opened = open_store(backend_settings)
     yield opened
     opened.close()
 
@@ -178,7 +170,10 @@ def test_the_push_matcher_sees_what_the_archive_sees(store: Store):
         assert len(matched) == 1, q
 
 
-def test_an_index_made_for_another_language_is_refused_until_reindexed(settings: Settings):
+def test_an_index_made_for_another_language_is_refused_until_reindexed(
+    backend_settings: Settings,
+):
+    settings = backend_settings
     with closing(open_store(settings)) as store:
         store.save_articles([record(1, "Elections in spring")])
     french = replace(settings, search_language="french")

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -55,14 +54,6 @@ PASSWORD = "pw-Zq81-never-shown"  # trust auth ignores it; it must surface nowhe
 
 
 # -- servers and databases ---------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    sqlite_only = Settings(database=str(tmp_path / "store.sqlite3"))
-    if request.param == "sqlite":
-        return sqlite_only
-    return replace(sqlite_only, database_url=request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture
