@@ -14,7 +14,7 @@ from newsagg.articles import FeedItem
 from newsagg.budget import SPENT, Budgets, Caller
 from newsagg.metrics import Metrics
 from newsagg.provider_health import ProviderHealth
-from newsagg.query.upstream import answer_key, answers_count, upstream_queries
+from newsagg.query.upstream import counted_answer, upstream_queries
 from newsagg.request import FeedRequest
 from newsagg.store.archive import Answer
 from providers.base import Article, BeforeCall, Provider, ProviderName, Query, UpstreamError
@@ -46,9 +46,8 @@ class Fetcher:
         for upstream_query in upstream_queries(provider.name, request.query, request.match):
             for article in self._call(provider, upstream_query, caller):
                 articles.setdefault(article.url, article)
-        answer = None
-        if request.match is not None and answers_count(provider.name, request.match):
-            answer = Answer(provider.name, answer_key(request.match))
+        key = counted_answer(provider.name, request.match)
+        answer = None if key is None else Answer(provider.name, key)
         return self._archive.save(list(articles.values()), answer)
 
     def _call(self, provider: Provider, query: Query, caller: Caller | None) -> list[Article]:

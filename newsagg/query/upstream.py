@@ -79,14 +79,15 @@ def answer_key(node: Node | None) -> str | None:
     return hashlib.sha256(describe(node).encode()).hexdigest()[:20]
 
 
-def answers_count(name: ProviderName, node: Node) -> bool:
-    """Whether `name`, asked for `node`, was asked it exactly, and its answer counts."""
-    return (
-        name in ANSWERING
-        and answer_key(node) is not None
-        # NewsAPI past its 500 characters is asked without a query.
-        and UPSTREAM_QUERIES[name](node) == [_boolean(node)]
-    )
+def counted_answer(name: ProviderName, node: Node | None) -> str | None:
+    """The key under which `name`'s answer to `node` counts as matches of it (answer_key),
+    or None where it does not: an upstream that judges by rules of its own, a query it
+    cannot be asked exactly."""
+    if node is None or name not in ANSWERING:
+        return None
+    # NewsAPI past its 500 characters is asked without a query.
+    asked_exactly = UPSTREAM_QUERIES[name](node) == [_boolean(node)]
+    return answer_key(node) if asked_exactly else None
 
 
 def to_hackernews(node: Node) -> list[str | None]:

@@ -227,33 +227,28 @@ class Archive(Repository):
         return found
 
     def _answered(self, db: Connection, ids: Sequence[int], answer: Answer | None) -> list[int]:
-        """Record articles `ids` as `answer`; the ids that were not yet answers of its key
-        (their index entries need it)."""
-        if answer is None or not ids:
+        """Record articles `ids` as `answer`; those it is new for (their index entries are
+        then made anew: one another provider already answered the same query with is
+        rewritten as it was)."""
+        if answer is None:
             return []
-        p = self.db.param
-        keyed = {
-            row[0]
-            for start in range(0, len(ids), IN_LIST)
-            for row in db.execute(
-                "SELECT DISTINCT article_id FROM upstream_answers WHERE answer_key = "
-                f"{p} AND article_id IN ({', '.join([p] * len(ids[start : start + IN_LIST]))})",
-                (answer.key, *ids[start : start + IN_LIST]),
-            ).fetchall()
-        }
+        p, new = self.db.param, []
         for start in range(0, len(ids), IN_LIST):
             part = ids[start : start + IN_LIST]
-            db.execute(
-                "INSERT INTO upstream_answers(article_id, provider, answer_key) VALUES "
-                + ", ".join([f"({p}, {p}, {p})"] * len(part))
-                + " ON CONFLICT DO NOTHING",
-                [
-                    value
-                    for article_id in part
-                    for value in (article_id, answer.provider, answer.key)
-                ],
-            )
-        return [article_id for article_id in dict.fromkeys(ids) if article_id not in keyed]
+            new += [
+                row[0]
+                for row in db.execute(
+                    "INSERT INTO upstream_answers(article_id, provider, answer_key) VALUES "
+                    + ", ".join([f"({p}, {p}, {p})"] * len(part))
+                    + " ON CONFLICT DO NOTHING RETURNING article_id",
+                    [
+                        value
+                        for article_id in part
+                        for value in (article_id, answer.provider, answer.key)
+                    ],
+                ).fetchall()
+            ]
+        return list(dict.fromkeys(new))
 
     def expire_bodies(self, limit: int) -> int:
         """Body texts past their time leave the index and the database, at most `limit`
