@@ -351,6 +351,138 @@ HN_STORIES += [
 ]
 
 
+# Events several providers report, each outlet in its own words: the stories newsagg groups
+# (an article joins a story when its title shares significant words with it). Each is told
+# by The Guardian, NewsAPI relays of two other outlets and, but for the takeover, a Hacker
+# News link, within a couple of hours of each other: minutes ago, then the Guardian story,
+# the NewsAPI ones and the HN one (or None) in the shapes of the tables above. Each pair
+# of an event's headlines shares three or more proper names and key nouns; different
+# events, and these and the stories above, share at most one. Each event has a NewsAPI
+# relay in business, the category the harvester's first NewsAPI turn takes, so with the
+# Guardian and HN ones (harvested whole at once) it is a story of three in the first
+# minute of `make run`. None of their words is one the tests search for.
+EVENTS: list[
+    tuple[
+        int,
+        tuple[str, str, str | None, str | None],
+        list[tuple[str, str, str, str | None]],
+        tuple[str, str | None, str | None, str] | None,
+    ]
+] = [
+    (
+        64,
+        (
+            "technology",
+            "Lumora satellite broadband reaches remote Arctic villages",
+            "<p>Forty settlements in Greenland and Svalbard get 100Mbps links.</p>",
+            "Alex Hern",
+        ),
+        [
+            (
+                "business",
+                "Reuters",
+                "Arctic villages get Lumora satellite broadband",
+                "The operator signed up 3,000 households in its first month.",
+            ),
+            (
+                "technology",
+                "Ars Technica",
+                "Lumora switches on low orbit satellite broadband across the Arctic",
+                "Latency under 40 ms above the 70th parallel.",
+            ),
+        ],
+        (
+            "Lumora satellite broadband in the Arctic: latency measurements",
+            "https://latency.example.net/lumora-arctic",
+            None,
+            "packetloss",
+        ),
+    ),
+    (
+        151,
+        (
+            "business",
+            "Brightwater Freight agrees £4bn takeover of Calloway Rail",
+            "Shareholders of both firms approve the deal &ndash; regulators next.",
+            "Jasper Jolly",
+        ),
+        [
+            (
+                "business",
+                "Bloomberg",
+                "Calloway Rail accepts £4bn takeover bid from Brightwater Freight",
+                "The offer is 31 percent above last week's share price.",
+            ),
+            (
+                "business",
+                "BBC News",
+                "Brightwater Freight to buy Calloway Rail in £4bn deal",
+                None,
+            ),
+        ],
+        None,
+    ),
+    (
+        238,
+        (
+            "science",
+            "Meridian Aerospace lander touches down near lunar south pole",
+            "<p>The craft will spend a fortnight looking for <em>ice</em>.</p>",
+            "Nicola Davis",
+        ),
+        [
+            (
+                "business",
+                "Reuters",
+                "Meridian Aerospace shares jump after lunar lander touches down",
+                "Investors cheer the private mission's success.",
+            ),
+            (
+                "science",
+                "New Scientist",
+                "Lunar south pole landing marks milestone for Meridian Aerospace",
+                "Its instruments will look for ice in shadowed craters.",
+            ),
+        ],
+        (
+            "Meridian Aerospace lunar lander telemetry from the south pole",
+            "https://moonwatch.example.org/meridian-telemetry",
+            None,
+            "orbiter",
+        ),
+    ),
+    (
+        322,
+        (
+            "technology",
+            "Corvane recalls smart thermostats after overheating reports",
+            "<p>Owners are told to switch units off at the wall.</p>",
+            "Dan Milmo",
+        ),
+        [
+            (
+                "technology",
+                "The Verge",
+                "Corvane smart thermostat recall covers 200,000 homes",
+                "Refunds or replacements are offered.",
+            ),
+            (
+                "business",
+                "CNBC",
+                "Corvane stock slides on smart thermostat overheating recall",
+                "Analysts expect a charge of $90 million.",
+            ),
+        ],
+        (
+            "Corvane smart thermostats overheating: a teardown of the faulty relay",
+            "https://teardown.example.com/corvane-relay",
+            None,
+            "solderjoint",
+        ),
+    ),
+]
+
+
 # The vocabulary the ticker composes new stories from: (category, subject, action, object).
 CATEGORIES = ("business", "entertainment", "general", "health", "science", "sports", "technology")
 TICKER_SUBJECTS = ["City council", "Researchers", "A startup", "Regulators", "Engineers"]
@@ -506,8 +638,10 @@ def _ago(now: datetime, minutes: int) -> datetime:
 
 def guardian_results(now: datetime) -> list[dict[str, Any]]:
     results = []
-    for i, (section, title, trail, byline) in enumerate(GUARDIAN_STORIES):
-        published = _ago(now, 23 + i * 53)
+    stories = [(story, 23 + i * 53) for i, story in enumerate(GUARDIAN_STORIES)]
+    stories += [(story, minutes) for minutes, story, _, _ in EVENTS]
+    for i, ((section, title, trail, byline), minutes) in enumerate(stories):
+        published = _ago(now, minutes)
         path = f"{section}/{published:%Y/%b/%d}/{_slug(title)}".lower()
         item: dict[str, Any] = {
             "id": path,
@@ -537,8 +671,14 @@ def guardian_results(now: datetime) -> list[dict[str, Any]]:
 
 def newsapi_articles(now: datetime) -> list[dict[str, Any]]:
     articles = []
-    for i, (category, publisher, title, description) in enumerate(NEWSAPI_STORIES):
-        published = _ago(now, 11 + i * 61)
+    stories = [(story, 11 + i * 61) for i, story in enumerate(NEWSAPI_STORIES)]
+    stories += [  # an event's relays come out after the Guardian's story, 17 minutes apart
+        (story, minutes - 17 * (j + 1))
+        for minutes, _, relays, _ in EVENTS
+        for j, story in enumerate(relays)
+    ]
+    for i, ((category, publisher, title, description), minutes) in enumerate(stories):
+        published = _ago(now, minutes)
         host = _slug(publisher).replace("-", "")
         articles.append(
             {
@@ -616,8 +756,12 @@ def hackernews_hits(now: datetime) -> list[dict[str, Any]]:
         )
         for url in links
     ]
-    for i, (title, url, text, author) in enumerate(stories):
-        created = _ago(now, 7 + i * 41)
+    timed = [(story, 7 + i * 41) for i, story in enumerate(stories)]
+    # After the rest, so theirs keep their objectIDs: an event's link, 9 minutes after its
+    # Guardian story.
+    timed += [(story, minutes - 9) for minutes, _, _, story in EVENTS if story is not None]
+    for i, ((title, url, text, author), minutes) in enumerate(timed):
+        created = _ago(now, minutes)
         object_id = str(41_000_000 + i)
         hits.append(
             {

@@ -5,6 +5,7 @@ conftest clears faults and call counts around every test."""
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import threading
 import time
@@ -783,3 +784,35 @@ def test_battery_or_drone_has_answers_everywhere(simulator):
         for r in _guardian(simulator, **{"page-size": 200}).json()["response"]["results"]
     }
     assert len(sections) >= 10
+
+
+def test_each_event_is_told_by_several_providers_in_their_own_words(simulator):
+    """data.EVENTS: each event is in what the harvester reads first (the Guardian and HN
+    whole, NewsAPI's business headlines) three times or more, by three publishers or more,
+    under distinct URLs, within a few hours, every two headlines sharing three words."""
+    guardian = _guardian(simulator, **{"page-size": 200}).json()["response"]["results"]
+    news = _newsapi(simulator, country="us", category="business", pageSize=100).json()
+    hn = _hn(simulator, tags="story", hitsPerPage=1000).json()["hits"]
+    served = (
+        [("The Guardian", r["webTitle"], r["webUrl"], r["webPublicationDate"]) for r in guardian]
+        + [
+            (a["source"]["name"], _newsapi_headline(a), a["url"], a["publishedAt"])
+            for a in news["articles"]
+        ]
+        + [("Hacker News", h["title"], h["url"], h["created_at"]) for h in hn]
+    )
+    now = datetime.now(UTC)
+    for _, (_, name, *_), _, _ in data.EVENTS:
+        name = name.split()[0]  # each event's headlines all name it first: Lumora, …
+        told = [s for s in served if name in s[1]]
+        assert len(told) >= 3 and len({publisher for publisher, *_ in told}) >= 3
+        assert len({canonical_url(url) for _, _, url, _ in told}) == len(told)
+        times = [parse_timestamp(stamp) for *_, stamp in told]
+        assert max(times) - min(times) < timedelta(hours=3) and now - min(times) < timedelta(1)
+        for (_, a, *_), (_, b, *_) in itertools.combinations(told, 2):
+            assert len(_long_words(a) & _long_words(b)) >= 3, (a, b)
+
+
+def _long_words(title: str) -> set[str]:
+    """A headline's words but the short ones: "the", "of", "to", … share nothing."""
+    return {word for word in _words(title).split() if len(word) > 3}
