@@ -11,7 +11,7 @@ from edge.replies import RenderMemo, cacheable_reply, json_bytes, weak_etag
 from newsagg.budget import Caller
 from newsagg.errors import NotFound
 from newsagg.feed_page import FeedPage, SourceReport
-from newsagg.request import FeedRequest
+from newsagg.request import FeedRequest, Group
 from newsagg.service import Service
 from newsagg.store.archive import Sort
 
@@ -58,6 +58,7 @@ async def list_articles(
     limit: int = 20,
     cursor: str | None = None,
     sort: Sort = "published",
+    group: Group | None = None,
 ) -> ConnexionResponse:
     request = FeedRequest.parse(
         category=category,
@@ -68,6 +69,7 @@ async def list_articles(
         limit=limit,
         cursor=cursor,
         sort=sort,
+        group=group,
     )
     key = token_info["key"]
     page = await service.feed.page(request, Caller(key.id, key.tier))

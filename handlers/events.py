@@ -12,6 +12,7 @@ from newsagg.articles import archived_json
 from newsagg.push.stream import RETRY_MS
 from newsagg.service import Service
 from newsagg.store import without_blocking
+from newsagg.stories.model import StoryRef
 
 
 async def stream_search_events(
@@ -58,13 +59,15 @@ async def stream_search_events(
     )
 
 
-async def _events(matches: AsyncIterator[tuple[int, int, str] | None]) -> AsyncIterator[bytes]:
+async def _events(
+    matches: AsyncIterator[tuple[int, int, str, StoryRef | None] | None],
+) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % RETRY_MS
     async for match in matches:
         if match is None:
             yield b": keep-alive\n\n"
             continue
-        match_id, article_id, data = match
+        match_id, article_id, data, story = match
         # One line: the archive's JSON has no raw newline (json escapes it).
-        article = archived_json(article_id, data)
+        article = archived_json(article_id, data, story)
         yield b"id: %d\nevent: article\ndata: %s\n\n" % (match_id, article)

@@ -41,6 +41,7 @@ def search_json(
         "category": search.category,
         "source": list(search.sources) or None,
         "paused": search.paused,
+        "group": search.group_by,
         "key_id": search.key_id,
         "created_at": timestamp(search.created_us),
         "updated_at": timestamp(search.updated_us),
@@ -79,10 +80,13 @@ def delivery_json(delivery: DeliveryRecord) -> dict:
 
 
 def _fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The body in the core's names (`source` is a list of providers: `sources`)."""
-    fields = {name: value for name, value in body.items() if name != "source"}
+    """The body in the core's names (`source` is a list of providers: `sources`; `group`
+    is `group_by`)."""
+    fields = {name: value for name, value in body.items() if name not in ("source", "group")}
     if "source" in body:
         fields["sources"] = body["source"]
+    if "group" in body:
+        fields["group_by"] = body["group"]
     return fields
 
 

@@ -9,6 +9,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
+from newsagg.stories.model import StoryRef
 from providers.base import Article
 
 # What an article shows; its body text is only searched.
@@ -30,10 +31,13 @@ def article_fields(article: Article) -> dict[str, Any]:
     }
 
 
-def archived_json(article_id: int, data: str) -> bytes:
+def archived_json(article_id: int, data: str, story: StoryRef | None) -> bytes:
     """An archive row's public JSON (as GET /articles shows it): the id put before the
-    fields saved with it, without parsing them."""
-    return b'{"id":%d,' % article_id + data[1:].encode()
+    fields saved with it, without parsing them, and its story after them."""
+    fields = b'{"id":%d,' % article_id + data[1:-1].encode()
+    if story is None:  # an article saved while another instance migrates, not yet placed
+        return fields + b"}"
+    return fields + b',"story":' + json.dumps(story.public(), separators=(",", ":")).encode() + b"}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,6 @@ class FeedItem:
         return cls(fields["id"], Article(**values), data)
 
     @classmethod
-    def archived(cls, article_id: int, data: str) -> FeedItem:
-        """The item of an archive row: its id and the public JSON saved with it."""
-        return cls.from_json(archived_json(article_id, data))
+    def archived(cls, article_id: int, data: str, story: StoryRef | None) -> FeedItem:
+        """The item of an archive row: its id, the public JSON saved with it, its story."""
+        return cls.from_json(archived_json(article_id, data, story))

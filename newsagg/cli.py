@@ -194,6 +194,23 @@ def _reindex(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _stories_rebuild(settings: Settings, _args: argparse.Namespace) -> int:
+    with closing(open_store(settings)) as store:
+        started = time.monotonic()
+        count = store.rebuild_stories()
+        merged = 0
+        while True:  # then the upkeep's merges, caught up
+            looked, step_merged = store.merge_stories(1_000)
+            merged += step_merged
+            if not looked:
+                break
+        print(
+            f"stories made anew: {count} articles placed, {merged} stories merged"
+            f" in {time.monotonic() - started:.1f} s"
+        )
+    return 0
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """Flags for these settings, described by the settings table; values parsed by it too."""
     for name, flag, meaning in flagged():
@@ -249,6 +266,14 @@ def parser() -> argparse.ArgumentParser:
         help="make the archive's search index anew for NEWSAGG_SEARCH_LANGUAGE (after"
         " changing it; with the service stopped)",
     ).set_defaults(run=_reindex)
+    stories = commands.add_parser("stories", help="the archive's stories").add_subparsers(
+        dest="stories_command", required=True
+    )
+    stories.add_parser(
+        "rebuild",
+        help="place every article in a story anew, earliest first, with the current"
+        " NEWSAGG_STORY_* settings (after changing them; story ids change)",
+    ).set_defaults(run=_stories_rebuild)
     return root
 
 

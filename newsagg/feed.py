@@ -38,6 +38,7 @@ from newsagg.request import FeedRequest
 from newsagg.shared_flight import HANDOVER_GRACE_SECONDS, Delivered, SharedFlight
 from newsagg.store import Store, without_blocking
 from newsagg.store.archive import ArchiveQuery
+from newsagg.stories.grouping import group_by_story
 from providers.base import Provider, ProviderName, Query, UpstreamError
 
 RETRY_AFTER_SECONDS = 30
@@ -100,10 +101,17 @@ class Feed:
         if remembered is not None:
             return remembered
         try:
-            rows = await without_blocking(self._store, self._store.search, gathering.search)
+            if request.group == "story":
+                grouped = await without_blocking(
+                    self._store, group_by_story, self._store, gathering.search, request.limit
+                )
+                rows, shown = grouped.rows, grouped.items
+            else:
+                rows = await without_blocking(self._store, self._store.search, gathering.search)
+                shown = None
             if not rows and refusal is not None:
                 raise refusal
-            page = FeedPage.cut(request, reports, rows, self._cursors)
+            page = FeedPage.cut(request, reports, rows, self._cursors, shown)
         finally:
             self._memo.searched(key)
         return self._memo.remember(key, page)

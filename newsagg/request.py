@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from newsagg.cursor import Position
 from newsagg.errors import InvalidInput
@@ -15,6 +16,8 @@ from newsagg.query.syntax import Node, describe, parse
 from newsagg.store.archive import ArchiveQuery, Sort
 from providers.base import PROVIDER_NAMES, Category, ProviderName, Query
 from providers.text import parse_timestamp
+
+Group = Literal["story"]
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
@@ -38,6 +41,7 @@ class FeedRequest:
     cursor: str | None = None
     match: Node | None = None  # q parsed
     sort: Sort = "published"
+    group: Group | None = None  # "story": one row per story (newsagg.stories.grouping)
 
     @classmethod
     def parse(
@@ -51,6 +55,7 @@ class FeedRequest:
         limit: int = 20,
         cursor: str | None = None,
         sort: Sort = "published",
+        group: Group | None = None,
     ) -> FeedRequest:
         """A request from a client's values (already checked against the contract).
         Raises InvalidInput for a malformed q or a combination that means nothing."""
@@ -60,6 +65,8 @@ class FeedRequest:
         match = None if q is None else parse(q)
         if sort == "relevance" and match is None:
             raise InvalidInput("sort: relevance needs q, the words to rank by")
+        if sort == "relevance" and group is not None:
+            raise InvalidInput("group: stories are grouped newest first, not with sort=relevance")
         wanted = set(sources or PROVIDER_NAMES)
         return cls(
             Query(category, None if match is None else describe(match), start, end),
@@ -68,6 +75,7 @@ class FeedRequest:
             cursor,
             match,
             sort,
+            group,
         )
 
     def archive_query(self, after: Position | None) -> ArchiveQuery:
@@ -95,5 +103,6 @@ class FeedRequest:
             q.published_from and q.published_from.isoformat(),
             q.published_to and q.published_to.isoformat(),
             self.sort,
+            *([self.group] if self.group else []),  # a cursor of one way cannot page the other
         ]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]

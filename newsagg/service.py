@@ -34,6 +34,7 @@ from newsagg.shared_flight import HANDOVER_GRACE_SECONDS, SharedFlight
 from newsagg.singleflight import SingleFlight, new_executor
 from newsagg.sources import SourceView
 from newsagg.store import KeyRecord, Store, check_index, open_store
+from newsagg.stories.listing import StoryBook
 from newsagg.upkeep import Upkeep
 from providers.base import PROVIDER_NAMES, Provider
 from providers.guardian import GuardianProvider
@@ -49,6 +50,7 @@ class Service:
     limiter: RateLimiter
     health: ProviderHealth
     feed: Feed
+    stories: StoryBook
     metrics: Metrics
     searches: Searches
     pusher: PushWorker
@@ -157,11 +159,12 @@ def build_service(settings: Settings) -> Service:
     cache = ResultCache[tuple[FeedItem, ...]](
         settings.cache_ttl, settings.cache_max_stale, clock=clock
     )
+    cursors = CursorCodec(bytes.fromhex(cursor_secret))
     feed = Feed(
         providers=providers,
         store=store,
         cache=cache,
-        cursors=CursorCodec(bytes.fromhex(cursor_secret)),
+        cursors=cursors,
         metrics=metrics,
         flights=SharedFlight(
             Fetcher(health, metrics, budgets, archive, settings.upstream_timeout),
@@ -214,6 +217,7 @@ def build_service(settings: Settings) -> Service:
         limiter,
         health,
         feed,
+        StoryBook(store, cursors),
         metrics,
         searches,
         pusher,

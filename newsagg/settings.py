@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from newsagg.query.analysis import LANGUAGES
+from newsagg.stories.clustering import HOUR_US, StoryRules
 from newsagg.tiers import Tier
 
 Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value; SettingsError if unusable
@@ -372,6 +373,27 @@ class Settings:
         " as written). A change of it takes `newsagg reindex` before the service starts",
         _choice(*LANGUAGES),
     )
+    story_threshold: float = setting(
+        "NEWSAGG_STORY_THRESHOLD",
+        StoryRules().threshold,
+        "how alike (cosine of IDF-weighted headline words, 0-1) an arriving article must be"
+        " to a story's centroid to join it: lower groups more and errs more (the README's"
+        " quality table sweeps it)",
+        _fraction,
+    )
+    story_merge_threshold: float = setting(
+        "NEWSAGG_STORY_MERGE_THRESHOLD",
+        StoryRules().merge_threshold,
+        "how alike two stories' centroids must be for the upkeep to merge them (stricter"
+        " than joining)",
+        _fraction,
+    )
+    story_window_hours: float = setting(
+        "NEWSAGG_STORY_WINDOW_HOURS",
+        StoryRules().window_us / HOUR_US,
+        "how far apart in time an article and the story it joins may be",
+        _number(1),
+    )
     guardian_body_hours: float = setting(
         "NEWSAGG_GUARDIAN_BODY_HOURS",
         24.0,
@@ -582,6 +604,13 @@ class Settings:
                 continue
             changes[f.name] = True if raw is True else f.metadata["parse"](f.metadata["flag"], raw)
         return replace(self, **changes)
+
+    def story_rules(self) -> StoryRules:
+        return StoryRules(
+            threshold=self.story_threshold,
+            merge_threshold=self.story_merge_threshold,
+            window_us=round(self.story_window_hours * HOUR_US),
+        )
 
     def search_limit(self, tier: Tier) -> int:
         """How many saved searches a key of `tier` may hold."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pg_server
@@ -23,6 +24,7 @@ from referencing.jsonschema import DRAFT4
 
 from edge.app import create_app, load_spec
 from newsagg.service import Service
+from providers.base import Article
 from simulator import Fault, Simulator
 
 SPEC: dict[str, Any] = load_spec()
@@ -119,7 +121,25 @@ class Findings:
 def limited_service(make_service: Callable[..., Service]) -> Service:
     # Limited tiers, so rate-limit headers appear; basic allows one request an hour.
     # Short event streams, so that reading one to its end takes a moment; two searches a key.
-    return make_service(rate_limit_basic=1, stream_seconds=0.1, search_limit_premium=2)
+    # Articles join a story on arrival only with the same title, so that the upkeep has two
+    # stories of one event to merge (a merged story's id answers 308).
+    return make_service(
+        rate_limit_basic=1, stream_seconds=0.1, search_limit_premium=2, story_threshold=1.0
+    )
+
+
+def _article(n: int, title: str, minutes_ago: int) -> Article:
+    return Article(
+        title=title,
+        description=None,
+        url=f"https://merges.example/{n}",
+        source="guardian",
+        publisher=f"Outlet {n}",
+        author=None,
+        image_url=None,
+        category="general",
+        published_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+    )
 
 
 def _url(path: str, **ids: int) -> str:
@@ -154,6 +174,22 @@ def test_every_documented_status_has_a_live_body_that_validates(
         etag = {"If-None-Match": one.headers["etag"]}
         check("getArticle", c.get(f"/articles/{article_id}", headers=admin | etag), 304)
         check("getArticle", c.get("/articles/999999999", headers=admin), 404)
+
+        # Stories: two of one event, apart on arrival, then merged by the upkeep.
+        archive = limited_service.feed.archive
+        archive.save([_article(1, "Zanzibar ferry strike halts Pemba crossings", 30)])
+        archive.save([_article(2, "Pemba crossings halted as Zanzibar ferry strike spreads", 10)])
+        listed = check("listStories", c.get("/stories?q=zanzibar", headers=admin), 200)
+        etag = {"If-None-Match": listed.headers["etag"]}
+        check("listStories", c.get("/stories?q=zanzibar", headers=admin | etag), 304)
+        older, younger = sorted(story["id"] for story in listed.json()["stories"])
+        story = check("getStory", c.get(f"/stories/{younger}", headers=admin), 200)
+        etag = {"If-None-Match": story.headers["etag"]}
+        check("getStory", c.get(f"/stories/{younger}", headers=admin | etag), 304)
+        limited_service.store.merge_stories(10_000)
+        moved = c.get(f"/stories/{younger}", headers=admin, follow_redirects=False)
+        check("getStory", moved, 308)
+        check("getStory", c.get("/stories/999999999", headers=admin), 404)
         check("getMe", c.get("/me", headers=admin), 200)
         check("getHealth", c.get("/health"), 200)
         check("getMetrics", c.get("/metrics", headers=admin), 200)
@@ -237,7 +273,9 @@ def test_every_documented_status_has_a_live_body_that_validates(
         # The spent key gets one request, then 429 everywhere it is counted.
         assert c.get("/sources", headers=spent).status_code == 200
         for operation_id, (path, method, operation) in OPERATIONS.items():
-            url = _url(path, article_id=article_id, key_id=key_id, search_id=search_id)
+            url = _url(
+                path, article_id=article_id, key_id=key_id, search_id=search_id, story_id=older
+            )
             body = {"json": {"name": "b"}} if method in ("post", "patch") else {}
             secured = operation.get("security", SPEC["security"]) != []
             if "429" in operation["responses"]:
@@ -276,7 +314,7 @@ def test_every_operation_answers_its_documented_503_while_postgres_is_down(
             server.stop()
             for operation_id, (path, method, operation) in OPERATIONS.items():
                 if operation["responses"].get("503") == DATABASE_DOWN:
-                    url = _url(path, article_id=1, key_id=1, search_id=1)
+                    url = _url(path, article_id=1, key_id=1, search_id=1, story_id=1)
                     body = {"json": {"name": "b"}} if method in ("post", "patch") else {}
                     answer = c.request(method, url, headers=admin, **body)
                     findings.check(operation_id, answer, 503)

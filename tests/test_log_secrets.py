@@ -85,13 +85,17 @@ def test_no_log_line_holds_a_secret_or_a_query_string(make_service, caplog, rece
         assert call("GET", "/keys", admin).status_code == 200
         assert call("GET", f"/keys/{made.json()['id']}", admin).status_code == 200
         assert call("DELETE", f"/keys/{made.json()['id']}", admin).status_code == 204
-        # -- the feed, articles, sources, me, health, metrics ---------------------------------
+        # -- the feed, articles, stories, sources, me, health, metrics ------------------------
         listed = call("GET", f"/articles?q=chip&limit=5&x={QUERY_MARKER}", user)
         assert listed.status_code == 400  # an unknown parameter: refused, still logged
         listed = call("GET", "/articles?q=technology&limit=5", user)
         assert listed.status_code == 200, listed.text
         article = listed.json()["articles"][0]["id"]
         assert call("GET", f"/articles/{article}", user).status_code == 200
+        stories = call("GET", "/stories?q=technology&limit=5", user)
+        assert stories.status_code == 200, stories.text
+        story = stories.json()["stories"][0]["id"]
+        assert call("GET", f"/stories/{story}?limit=5", user).status_code == 200
         assert call("GET", "/sources", user).status_code == 200
         assert call("GET", "/me", user).status_code == 200
         assert call("GET", "/health").status_code == 200

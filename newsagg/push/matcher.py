@@ -32,6 +32,10 @@ from newsagg.store.push import DeliveryDraft, SearchRecord
 log = logging.getLogger(__name__)
 
 BATCH = 500  # articles read and matched per transaction
+# A search grouped by story is sent a story when it first matches, then again when the
+# story has grown to one of these sizes (then to each further doubling) since: news of
+# the story's reach, not of every relay.
+GROWTH = (3, 5, 10, 20, 50, 100)
 ARTICLES_PER_DELIVERY = 100  # a webhook message carries at most this many
 
 
@@ -49,6 +53,14 @@ def _passes_filters(search: SearchRecord, article: NewArticle) -> bool:
         and (search.category is None or article.category == search.category)
         and (not search.sources or article.source in search.sources)
     )
+
+
+def next_milestone(sent_size: int) -> int:
+    """The size a story sent at `sent_size` must reach to be sent again."""
+    for size in GROWTH:
+        if size > sent_size:
+            return size
+    return 2 * sent_size
 
 
 class Matcher:
@@ -89,8 +101,13 @@ class Matcher:
                         if not matches_fields(node, fields):
                             continue
                 found[search.id].append(article)
-        now = self._now_us()
         by_id = {search.id: search for search in searches}
+        sent: list[tuple[int, int, int]] = []
+        for search_id, matched in found.items():
+            if by_id[search_id].group_by == "story":
+                found[search_id], told = self._story_news(search_id, matched)
+                sent += told
+        now = self._now_us()
         matches = [(sid, a.id) for sid, matched in found.items() for a in matched]
         deliveries = [
             draft
@@ -98,11 +115,34 @@ class Matcher:
             if by_id[sid].webhook_url and by_id[sid].webhook_disabled_us is None
             for draft in self._drafts(sid, matched, now)
         ]
-        if not store.record_matches(watermark, articles[-1].id, matches, deliveries, now):
+        if not store.record_matches(
+            watermark, articles[-1].id, matches, deliveries, now, stories_sent=sent
+        ):
             log.info("push: another matcher moved the watermark first; nothing recorded")
             return None
         self._metrics.push_matches.inc(len(matches))
         return len(articles)
+
+    def _story_news(
+        self, search_id: int, matched: list[NewArticle]
+    ) -> tuple[list[NewArticle], list[tuple[int, int, int]]]:
+        """Of a story-grouped search's matches, those that are news: the first article of a
+        story it was not sent yet, or one of a story grown to a milestone since it was last
+        sent (GROWTH); and (search, story, size) of each story sent."""
+        stories = sorted({a.story.id for a in matched if a.story is not None})
+        sizes = self._store.stories_sent(search_id, stories)
+        news, told = [], []
+        for article in matched:
+            story = article.story
+            if story is None:
+                news.append(article)
+                continue
+            last = sizes.get(story.id)
+            if last is None or story.size >= next_milestone(last):
+                sizes[story.id] = story.size
+                news.append(article)
+                told.append((search_id, story.id, story.size))
+        return news, told
 
     def _first_start(self) -> int:
         """Where the first run starts: at the oldest search's start, or now without one."""
@@ -130,7 +170,7 @@ class Matcher:
             body = event_body(
                 "articles.matched",
                 search_id,
-                [archived_json(a.id, a.data) for a in part],
+                [archived_json(a.id, a.data, a.story) for a in part],
                 now_us,
             )
             drafts.append(

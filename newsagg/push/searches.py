@@ -41,7 +41,7 @@ OLD_SECRET_SECONDS = 24 * 3600
 PINGS_PER_MINUTE = 5  # of one search (NEWSAGG_WEBHOOK_PINGS_PER_MINUTE)
 FEED_TOKEN_LENGTH = 32
 # The fields a client sets, as the core names them.
-FIELDS = ("name", "q", "category", "sources", "paused", "webhook_url")
+FIELDS = ("name", "q", "category", "sources", "paused", "webhook_url", "group_by")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +263,8 @@ class Searches:
             raise InvalidInput("name: is required")
         if "sources" in values:
             values["sources"] = tuple(values["sources"] or ())
+        if values.get("group_by") not in (None, "story"):
+            raise InvalidInput("group: story or null")
         if values.get("webhook_url") is not None:
             self._check_webhook(values["webhook_url"])
         if creating:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 
 from newsagg.errors import RateLimited
 from newsagg.store import Store, without_blocking
+from newsagg.stories.model import StoryRef
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class MatchHub:
         lasts: float,
         heartbeat: float = HEARTBEAT_SECONDS,
         slot: StreamSlot | None = None,
-    ) -> AsyncIterator[tuple[int, int, str] | None]:
+    ) -> AsyncIterator[tuple[int, int, str, StoryRef | None] | None]:
         """(match id, article id, article JSON without id) of each match of the search
         after match `after`, as they come, for `lasts` seconds or until the search stops
         serving; None for a heartbeat when nothing came for `heartbeat` seconds. `slot`

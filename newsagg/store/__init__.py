@@ -77,9 +77,13 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
         # Imported here so that SQLite deployments never load the PostgreSQL driver.
         from newsagg.store.postgres import PostgresStore
 
-        store = PostgresStore(settings.database_url, analyzer=analyzer)
+        store = PostgresStore(
+            settings.database_url, analyzer=analyzer, story_rules=settings.story_rules()
+        )
     else:
-        store = SqliteStore(settings.database, analyzer=analyzer)
+        store = SqliteStore(
+            settings.database, analyzer=analyzer, story_rules=settings.story_rules()
+        )
     if migrate:
         try:
             store.migrate()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -21,8 +21,10 @@ from typing import Any, Literal, NamedTuple
 from newsagg.query.analysis import Analyzer
 from newsagg.query.syntax import Node
 from newsagg.query.upstream import answer_key
-from newsagg.store.dialect import Connection, Repository
+from newsagg.store.dialect import Connection, scans
 from newsagg.store.migrations import TEXT_FIELDS
+from newsagg.store.stories import Arrival, Stories
+from newsagg.stories.model import StoryRef, story_ref
 
 Sort = Literal["published", "relevance"]
 # The newest article id (0 for an empty archive): ids above it are new.
@@ -79,6 +81,7 @@ class NewArticle:
     category: str | None
     source: str | None
     body: str | None = None
+    story: StoryRef | None = None
     answers: frozenset[str] = frozenset()  # keys of the queries an upstream answered with it
 
 
@@ -97,6 +100,7 @@ class ArchivedRow:
     position: float  # what the order sorts by: published_us, or the relevance score
     data: str  # the article's public JSON, without its id
     horizon: tuple[int, int] | None = None  # sort=relevance: what its page was ranked within
+    story: StoryRef | None = None
 
 
 def to_us(instant: datetime) -> int:
@@ -158,6 +162,22 @@ def column_values(record: ArticleRecord) -> tuple[object, ...]:
     return (*(record.data.get(name) for name in COLUMNS), to_us(published), record.body)
 
 
+def arrivals(
+    batch: Sequence[ArticleRecord], ids: Mapping[str, int], urls: Collection[str]
+) -> list[Arrival]:
+    """The articles of a save at `urls`, each as the record the upsert kept for it (the
+    best-ranked; of equals, the last)."""
+    chosen: dict[str, ArticleRecord] = {}
+    for record in batch:
+        held = chosen.get(record.url)
+        if record.url in urls and (held is None or record.rank <= held.rank):
+            chosen[record.url] = record
+    return [
+        Arrival.of(ids[url], record.rank, record.data, column_values(record)[len(COLUMNS)])
+        for url, record in chosen.items()
+    ]
+
+
 def upsert_set(extra: tuple[str, ...] = ()) -> str:
     """The SET list of the upsert: the better-ranked record replaces the kept one."""
     return ", ".join(f"{name} = excluded.{name}" for name in (*UPDATED, *extra))
@@ -177,7 +197,7 @@ INDEX_IDENTITY = "search_index"
 IN_LIST = 500  # ids per `IN (...)` list
 
 
-class Archive(Repository):
+class Archive(Stories):
     """The archive's reads and deletions alike on both engines; saving, searching and
     writing the full-text index are each engine's own (newsagg.store.sqlite,
     newsagg.store.postgres)."""
@@ -192,6 +212,17 @@ class Archive(Repository):
         return replace(
             query, match=self.analyzer.query(query.match), answer=answer_key(query.match)
         )
+
+    @scans
+    def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+        """The rows of a search, each with its story."""
+        rows = self._search(self.analysed(query))
+        stories = self.story_refs([row.id for row in rows])
+        return [replace(row, story=stories.get(row.id)) for row in rows]
+
+    def _search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+        """The rows of an analysed search (the engine's own)."""
+        raise NotImplementedError
 
     def _rewrite_index(
         self, db: Connection, ids: Iterable[int], old: Mapping[int, IndexedText]
@@ -278,8 +309,9 @@ class Archive(Repository):
         """The archived articles with an id above `article_id`, in id (arrival) order."""
         p = self.db.param
         rows = self.db.read(
-            "SELECT id, data, title, description, category, source, body FROM articles"
-            f" WHERE id > {p} ORDER BY id LIMIT {p}",
+            "SELECT a.id, a.data, a.title, a.description, a.category, a.source, a.body,"
+            " s.id, s.size, s.publishers, s.providers FROM articles a"
+            f" LEFT JOIN stories s ON s.id = a.story_id WHERE a.id > {p} ORDER BY a.id LIMIT {p}",
             (article_id, limit),
         )
         if not rows:
@@ -291,7 +323,10 @@ class Archive(Repository):
             (rows[0][0], rows[-1][0]),
         ):
             answers.setdefault(answered, set()).add(key)
-        return [NewArticle(*row, frozenset(answers.get(row[0], ()))) for row in rows]
+        return [
+            NewArticle(*row[:7], story_ref(*row[7:]), frozenset(answers.get(row[0], ())))
+            for row in rows
+        ]
 
     def index_identity(self) -> str | None:
         """The analyzer the archive's full-text index was made with (Analyzer.identity)."""
@@ -309,8 +344,16 @@ class Archive(Repository):
         )
 
     def article(self, article_id: int) -> dict[str, Any] | None:
-        rows = self.db.read(f"SELECT data FROM articles WHERE id = {self.db.param}", (article_id,))
-        return json.loads(rows[0][0]) if rows else None
+        """An article's public fields without its id, its story among them."""
+        rows = self.db.read(
+            "SELECT a.data, s.id, s.size, s.publishers, s.providers FROM articles a"
+            f" LEFT JOIN stories s ON s.id = a.story_id WHERE a.id = {self.db.param}",
+            (article_id,),
+        )
+        if not rows:
+            return None
+        fields, story = json.loads(rows[0][0]), story_ref(*rows[0][1:])
+        return fields if story is None else {**fields, "story": story.public()}
 
     def prune_articles(self, published_before: datetime) -> int:
         """Forget the articles published before then; answer how many."""
@@ -333,7 +376,9 @@ class Archive(Repository):
                     f" (SELECT id FROM articles WHERE published_us < {p})",
                     (before,),
                 )
-            return db.execute(f"DELETE FROM articles WHERE published_us < {p}", (before,)).rowcount
+            gone = db.execute(f"DELETE FROM articles WHERE published_us < {p}", (before,)).rowcount
+            self._prune_stories(db, before)
+            return gone
 
     def newest_article_id(self) -> int:
         """The highest article id (0 when the archive is empty): ids above it are new."""

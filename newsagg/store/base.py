@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from newsagg.query.analysis import Analyzer
 from newsagg.store.archive import (
@@ -31,6 +31,7 @@ from newsagg.store.push import (
     Outcome,
     SearchRecord,
 )
+from newsagg.stories.model import StoryRef
 
 
 class Backend(Protocol):
@@ -40,17 +41,6 @@ class Backend(Protocol):
     waits_on_network: bool
     # The worker threads those calls are made on; None: the event loop's default ones.
     threads: Executor | None
-
-
-Call = TypeVar("Call", bound=Callable[..., Any])
-
-
-def scans(call: Call) -> Call:
-    """Marks a store call whose time grows with what it reads (a search: milliseconds, tens
-    of them for a frequent word), as opposed to a point lookup by key (microseconds on a
-    local file): `store.without_blocking` makes it from a worker thread on every engine."""
-    call.scans = True  # type: ignore[attr-defined]
-    return call
 
 
 class KeyStore(Backend, Protocol):
@@ -153,6 +143,18 @@ class ArchiveStore(Backend, Protocol):
         """Forget the articles published before then; answer how many."""
         ...
 
+    def merge_stories(self, limit: int) -> tuple[int, int]:
+        """The stories' periodic merge step (newsagg.store.stories)."""
+        ...
+
+    def place_strays(self, limit: int) -> int:
+        """Articles without a story placed in one (newsagg.store.stories)."""
+        ...
+
+    def rebuild_stories(self) -> int:
+        """Every article placed in a story anew (`newsagg stories rebuild`); how many."""
+        ...
+
     def expire_bodies(self, limit: int) -> int:
         """Body texts past their time leave the index and the database, at most `limit`
         of them; how many left."""
@@ -205,7 +207,9 @@ class PushStore(Backend, Protocol):
 
     def matches_after(
         self, search_id: int, match_id: int, limit: int
-    ) -> list[tuple[int, int, str]]: ...
+    ) -> list[tuple[int, int, str, StoryRef | None]]: ...
+
+    def stories_sent(self, search_id: int, story_ids: Sequence[int]) -> dict[int, int]: ...
 
     def matched_searches_after(self, match_id: int, limit: int) -> list[tuple[int, int]]: ...
 

@@ -10,9 +10,9 @@ engine's: newsagg.store.sqlite, newsagg.store.postgres.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 Engine = Literal["sqlite", "postgres"]  # as newsagg.store.migrations.DIALECTS names them
 
@@ -58,3 +58,14 @@ class Repository:
 
     def __init__(self, db: Dialect) -> None:
         self.db = db
+
+
+Call = TypeVar("Call", bound=Callable[..., Any])
+
+
+def scans(call: Call) -> Call:
+    """Marks a store call whose time grows with what it reads (a search: milliseconds, tens
+    of them for a frequent word), as opposed to a point lookup by key (microseconds on a
+    local file): `store.without_blocking` makes it from a worker thread on every engine."""
+    call.scans = True  # type: ignore[attr-defined]
+    return call

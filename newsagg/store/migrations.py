@@ -66,6 +66,8 @@ class Migration:
     # Then the archive's full-text index is made anew from its articles, in Python (the
     # store's analyzer stems the words), in the same transaction.
     reindex: bool = False
+    # Then every article is placed in a story anew (newsagg.store.stories), likewise.
+    stories: bool = False
 
     def sql(self, dialect: str) -> list[str]:
         own = self.sqlite if dialect == "sqlite" else self.postgres
@@ -303,6 +305,36 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         reindex=True,
     ),
+    # Stories (newsagg.store.stories): every article's story, each story's centroid and
+    # what placing an article reads; existing articles are placed in the same transaction.
+    Migration(
+        12,
+        "stories",
+        (
+            "ALTER TABLE articles ADD COLUMN story_id BIGINT",
+            "CREATE INDEX articles_story ON articles (story_id, published_us, id)",
+            "CREATE TABLE stories (id {id}, title TEXT NOT NULL, lead_id BIGINT NOT NULL,"
+            " lead_rank INTEGER NOT NULL, lead_us BIGINT NOT NULL, size INTEGER NOT NULL,"
+            " publishers INTEGER NOT NULL, providers TEXT NOT NULL, first_us BIGINT NOT NULL,"
+            " last_us BIGINT NOT NULL, updated_us BIGINT NOT NULL, merged_into BIGINT)",
+            "CREATE INDEX stories_updated ON stories (updated_us) WHERE merged_into IS NULL",
+            "CREATE INDEX stories_last ON stories (last_us) WHERE merged_into IS NULL",
+            "CREATE TABLE story_terms (story_id BIGINT NOT NULL, word TEXT NOT NULL,"
+            " members INTEGER NOT NULL, last_us BIGINT NOT NULL, PRIMARY KEY (story_id, word))",
+            "CREATE INDEX story_terms_word ON story_terms (word, last_us, story_id)",
+            "CREATE TABLE story_words (word TEXT PRIMARY KEY, articles INTEGER NOT NULL)",
+            "CREATE TABLE story_titles (title_key TEXT PRIMARY KEY, story_id BIGINT NOT NULL,"
+            " last_us BIGINT NOT NULL)",
+            "CREATE TABLE story_publishers (story_id BIGINT NOT NULL, publisher TEXT NOT NULL,"
+            " PRIMARY KEY (story_id, publisher))",
+            # A saved search grouped by story (`group`), and the size each story had when
+            # it was last sent to it (newsagg.push.matcher).
+            "ALTER TABLE searches ADD COLUMN group_by TEXT",
+            "CREATE TABLE search_stories (search_id BIGINT NOT NULL, story_id BIGINT NOT NULL,"
+            " sent_size INTEGER NOT NULL, PRIMARY KEY (search_id, story_id))",
+        ),
+        stories=True,
+    ),
 )
 
 VERSION_TABLE = (
@@ -319,11 +351,12 @@ def apply_pending(
     execute: Execute,
     dialect: str,
     reindex: Callable[[], object],
+    restory: Callable[[], object],
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> list[Migration]:
     """Apply the migrations newer than the recorded version (`reindex` makes the archive's
-    full-text index anew where one asks). The caller holds the lock and the transaction,
-    so a failure leaves the schema as it was."""
+    full-text index anew where one asks, `restory` its stories). The caller holds the lock
+    and the transaction, so a failure leaves the schema as it was."""
     execute(VERSION_TABLE, None)
     current = execute(CURRENT_VERSION, None).fetchone()[0]
     record = (
@@ -337,6 +370,8 @@ def apply_pending(
             execute(statement, None)
         if migration.reindex:
             reindex()
+        if migration.stories:
+            restory()
         execute(
             record.format(**DIALECTS[dialect]),
             (migration.version, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),

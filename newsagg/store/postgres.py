@@ -37,12 +37,13 @@ from newsagg.store.archive import (
     ArchiveQuery,
     ArticleRecord,
     IndexedText,
+    arrivals,
     column_values,
     next_window,
     upsert_set,
 )
 from newsagg.store.archive_sql import collect_sql, dated_window_sql, newest_sql
-from newsagg.store.base import UpkeepStep, scans
+from newsagg.store.base import UpkeepStep
 from newsagg.store.fulltext import ANSWER, tsvector_text
 from newsagg.store.keys import Keys
 from newsagg.store.leases import Leases
@@ -56,6 +57,7 @@ from newsagg.store.migrations import (
 )
 from newsagg.store.push import Push
 from newsagg.store.relevance import ranked_search
+from newsagg.stories.clustering import StoryRules
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +183,12 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
         url: str,
         migrations: Sequence[Migration] = MIGRATIONS,
         analyzer: Analyzer | None = None,
+        story_rules: StoryRules | None = None,
     ) -> None:
         super().__init__(PostgresDialect(url))
         self._migrations = migrations
         self.analyzer = analyzer or Analyzer()
+        self.story_rules = story_rules or StoryRules()
 
     def close(self) -> None:
         self.db.close()
@@ -204,7 +208,11 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             # Held until commit: instances starting together migrate one after the other.
             db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             return apply_pending(
-                db.execute, "postgres", lambda: self._reindex(db), self._migrations
+                db.execute,
+                "postgres",
+                lambda: self._reindex(db),
+                lambda: self._rebuild_stories(db),
+                self._migrations,
             )
 
     def schema_version(self) -> int:
@@ -220,6 +228,16 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             db.execute("SET LOCAL statement_timeout = 0")
             db.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
             return self._reindex(db)
+
+    def rebuild_stories(self) -> int:
+        """Every article placed in a story anew; how many."""
+        with self.db.transaction() as db:
+            db.execute("SET LOCAL statement_timeout = 0")
+            self._articles_turn(db)
+            return self._rebuild_stories(db)
+
+    def _articles_turn(self, db: psycopg.Connection) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
 
     def _reindex(self, db: psycopg.Connection) -> int:
         done, after = 0, 0
@@ -277,13 +295,14 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             # One saver at a time, until commit: ids are then committed in the order they
             # were drawn, so the push matcher, reading ids above its watermark, never
             # passes one that a slower transaction commits later.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))
+            self._articles_turn(db)
             cursor.executemany(
                 f"INSERT INTO articles(url, rank, data, {', '.join(COLUMNS)}, published_us,"
                 " body, search, added_us, body_until_us) VALUES"
                 f" ({', '.join(['%s'] * (5 + len(COLUMNS)))}, %s::tsvector, {now},"
                 f" %s::bigint + {now}) ON CONFLICT (url) DO UPDATE SET {upsert_set()},"
-                f" search = excluded.search || {_KEPT_ANSWERS} WHERE {UPSERT_WHEN} RETURNING id",
+                f" search = excluded.search || {_KEPT_ANSWERS} WHERE {UPSERT_WHEN}"
+                " RETURNING id, xmax = 0",  # xmax 0: the row was inserted, not updated
                 [
                     (
                         record.url,
@@ -304,14 +323,18 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
                 ],
                 returning=True,
             )
+            inserted: set[str] = set()
             for record in ordered:
                 row = cursor.fetchone()
                 if row is not None:
                     ids[record.url] = row[0]
+                    if row[1]:
+                        inserted.add(record.url)
                 cursor.nextset()
             # A row kept (for its better rank, or unchanged) returns nothing above; it
             # exists and is committed (ON CONFLICT waited for its writer), so a new
             # statement sees it.
+            replaced = ids.keys() - inserted  # kept records the upsert replaced
             kept = [record.url for record in ordered if record.url not in ids]
             if kept:
                 cursor.execute("SELECT url, id FROM articles WHERE url = ANY(%s)", (kept,))
@@ -319,17 +342,17 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             answered = self._answered(db, list(ids.values()), answer)
             if answered:
                 self._rewrite_index(db, answered, {})
+            self._place_all(db, arrivals(batch, ids, inserted))
+            self._replaced(db, arrivals(batch, ids, replaced))
         return [ids[record.url] for record in batch]
 
-    @scans
-    def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+    def _search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         def read(sql: str, params: list[object]) -> list[tuple[Any, ...]]:
             # Unprepared: the values decide the plan (a 30 % word or a rare one, a 7-day
             # window or none); a generic plan for a 30 % word in a window collected every
             # match and sorted them (10x slower). Planning each time costs ~1 ms.
             return self.db.read(sql, params, prepare=False)
 
-        query = self.analysed(query)
         if query.match is not None and query.sort == "relevance":
             return ranked_search(query, "postgres", read)
         if query.match is None:

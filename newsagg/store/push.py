@@ -14,11 +14,12 @@ from typing import Any
 
 from newsagg.store.archive import NEWEST_ARTICLE_ID
 from newsagg.store.dialect import Connection, Repository
+from newsagg.stories.model import StoryRef, story_ref
 
 SEARCH_FIELDS = (
     "id", "key_id", "name", "q", "category", "sources", "paused", "created_us", "updated_us",
     "after_id", "feed_nonce", "webhook_url", "webhook_secret", "webhook_old_secret",
-    "webhook_old_until_us", "webhook_disabled_us", "webhook_disabled_reason",
+    "webhook_old_until_us", "webhook_disabled_us", "webhook_disabled_reason", "group_by",
 )  # fmt: skip
 SEARCH_COLUMNS = ", ".join(SEARCH_FIELDS)
 # What an update may set: every column but the identity, the owner and the creation.
@@ -70,6 +71,7 @@ class SearchRecord:
     webhook_old_until_us: int | None
     webhook_disabled_us: int | None  # when its deliveries were given up
     webhook_disabled_reason: str | None
+    group_by: str | None = None  # "story": a story is sent once, then as it grows
 
 
 def _search(row: Sequence[Any]) -> SearchRecord:
@@ -197,6 +199,7 @@ class Push(Repository):
             )
             db.execute(f"DELETE FROM webhook_deliveries WHERE search_id = {p}", (search_id,))
             db.execute(f"DELETE FROM search_matches WHERE search_id = {p}", (search_id,))
+            db.execute(f"DELETE FROM search_stories WHERE search_id = {p}", (search_id,))
             return db.execute(f"DELETE FROM searches WHERE id = {p}", (search_id,)).rowcount == 1
 
     def searches_live(self, search_ids: Sequence[int]) -> list[SearchRecord]:
@@ -232,10 +235,13 @@ class Push(Repository):
         matches: Sequence[tuple[int, int]],
         deliveries: Sequence[DeliveryDraft],
         now_us: int,
+        stories_sent: Sequence[tuple[int, int, int]] = (),
     ) -> bool:
         """Store (search id, article id) matches and their deliveries and move the watermark
         from `seen_up_to` to `now_seen_up_to`, all or nothing; False (nothing stored) when
-        the watermark is no longer `seen_up_to` (another matcher got there first)."""
+        the watermark is no longer `seen_up_to` (another matcher got there first).
+        `stories_sent`: (search id, story id, size) of the stories sent to searches grouped
+        by story."""
         p = self.db.param
         with self.db.transaction() as db:
             if seen_up_to is None:
@@ -259,21 +265,30 @@ class Push(Repository):
                 )
             for draft in deliveries:
                 self._add_delivery(db, draft, now_us)
+            for search_id, story_id, size in stories_sent:
+                db.execute(
+                    "INSERT INTO search_stories(search_id, story_id, sent_size)"
+                    f" VALUES ({p}, {p}, {p}) ON CONFLICT (search_id, story_id)"
+                    " DO UPDATE SET sent_size = excluded.sent_size",
+                    (search_id, story_id, size),
+                )
         return True
 
     def matches_after(
         self, search_id: int, match_id: int, limit: int
-    ) -> list[tuple[int, int, str]]:
-        """(match id, article id, article JSON without id) of a search's matches after
+    ) -> list[tuple[int, int, str, StoryRef | None]]:
+        """(match id, article id, article JSON without id, its story) of a search's matches after
         `match_id`, oldest first; a match whose article was pruned is skipped, and none
         once the search's key is revoked."""
         p = self.db.param
-        return self.db.read(
-            "SELECT m.id, a.id, a.data FROM search_matches m JOIN articles a"
-            f" ON a.id = m.article_id JOIN searches ON searches.id = m.search_id"
+        rows = self.db.read(
+            "SELECT m.id, a.id, a.data, s.id, s.size, s.publishers, s.providers"
+            " FROM search_matches m JOIN articles a ON a.id = m.article_id"
+            " JOIN searches ON searches.id = m.search_id LEFT JOIN stories s ON s.id = a.story_id"
             f" WHERE m.search_id = {p} AND m.id > {p} AND {_LIVE} ORDER BY m.id LIMIT {p}",
             (search_id, match_id, limit),
         )
+        return [(*row[:3], story_ref(*row[3:])) for row in rows]
 
     def matched_searches_after(self, match_id: int, limit: int) -> list[tuple[int, int]]:
         """(match id, search id) of every match after `match_id`, oldest first."""

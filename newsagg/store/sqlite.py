@@ -29,12 +29,13 @@ from newsagg.store.archive import (
     ArchiveQuery,
     ArticleRecord,
     IndexedText,
+    arrivals,
     column_values,
     upsert_set,
     windows_for,
 )
 from newsagg.store.archive_sql import fts5_window_sql, newest_sql
-from newsagg.store.base import UpkeepStep, scans
+from newsagg.store.base import UpkeepStep
 from newsagg.store.fulltext import fts5_match
 from newsagg.store.keys import Keys
 from newsagg.store.leases import Leases
@@ -50,6 +51,7 @@ from newsagg.store.push import Push
 from newsagg.store.relevance import ranked_search
 from newsagg.store.sqlite_index import add_entries, rebuild_index, remove_entries
 from newsagg.store.sqlite_upkeep import SqliteUpkeep
+from newsagg.stories.clustering import StoryRules
 
 BUSY_TIMEOUT_SECONDS = 10.0
 SEARCH_THREADS = 4
@@ -77,6 +79,7 @@ def _connect(path: str, isolation_level: str | None = "") -> sqlite3.Connection:
                 raise
             time.sleep(0.01)
     db.execute("PRAGMA synchronous=NORMAL")
+    db.create_function("newsagg_now_us", 0, _now_us)  # SqliteDialect.now
     return db
 
 
@@ -102,7 +105,6 @@ class SqliteDialect:
         db = getattr(self._local, "db", None)
         if db is None:
             db = _connect(self.path)
-            db.create_function("newsagg_now_us", 0, _now_us)
             self._local.db = db
             with self._all_lock:
                 self._all.append(db)
@@ -148,10 +150,12 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
         path: str,
         migrations: Sequence[Migration] = MIGRATIONS,
         analyzer: Analyzer | None = None,
+        story_rules: StoryRules | None = None,
     ) -> None:
         super().__init__(SqliteDialect(path))
         self.path = path
         self.analyzer = analyzer or Analyzer()
+        self.story_rules = story_rules or StoryRules()
         self._migrations = migrations
         self._upkeep = SqliteUpkeep(path, lambda: _connect(path, isolation_level=None))
         # Threads of the store's own, whichever event loop asks (each keeps a connection
@@ -187,6 +191,7 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
                     lambda sql, params: db.execute(sql, params or ()),
                     "sqlite",
                     lambda: self._reindex(db),
+                    lambda: self._rebuild_stories(db),
                     self._migrations,
                 )
             except BaseException:
@@ -220,6 +225,21 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
         done = rebuild_index(db, self.analyzer, self._texts)
         self._record_identity(db)
         return done
+
+    def rebuild_stories(self) -> int:
+        """Every article placed in a story anew; how many."""
+        with closing(_connect(self.path, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                done = self._rebuild_stories(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return done
+
+    def _articles_turn(self, db: sqlite3.Connection) -> None:
+        self.db.take_turns(db, None)
 
     def _rewrite_index(
         self, db: sqlite3.Connection, ids: Iterable[int], old: Mapping[int, IndexedText]
@@ -280,6 +300,9 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
             ids = kept | self._ids(db, [url for url in urls if url not in kept])
             answered = self._answered(db, list(ids.values()), answer)
             self._rewrite_index(db, [*changed, *answered], old)
+            self._place_all(db, arrivals(batch, ids, ids.keys() - kept.keys()))
+            replaced = set(changed) & set(kept.values())
+            self._replaced(db, arrivals(batch, ids, {u for u, i in kept.items() if i in replaced}))
             return [ids[record.url] for record in batch]
 
     def _ids(self, db: sqlite3.Connection, urls: list[str]) -> dict[str, int]:
@@ -293,9 +316,8 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
             )
         return found
 
-    @scans
-    def search(self, query: ArchiveQuery) -> list[ArchivedRow]:
-        read, query = self.db.read, self.analysed(query)
+    def _search(self, query: ArchiveQuery) -> list[ArchivedRow]:
+        read = self.db.read
         if query.match is not None and query.sort == "relevance":
             return ranked_search(query, "sqlite", read)
         if query.match is not None:
