@@ -129,6 +129,8 @@ def _json_item(authority: str, article: Mapping[str, Any]) -> dict[str, Any]:
     item["authors"] = [{"name": _author(article)}]
     item["tags"] = [_text(article["category"])]
     item["_newsagg"] = {"article_id": article["id"], "source": article["source"]}
+    if article.get("story") is not None:  # the JSON Feed extension carries the story
+        item["_newsagg"]["story"] = article["story"]
     return item
 
 

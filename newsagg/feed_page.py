@@ -44,14 +44,14 @@ class FeedPage:
         reports: Sequence[SourceReport],
         rows: Sequence[ArchivedRow],
         cursors: CursorCodec,
-        shown: Sequence[FeedItem] | None = None,
+        showing: Sequence[FeedItem] | None = None,
     ) -> FeedPage:
         """The page of the archive's `rows` (one more than the page, when another page
-        follows), each report counting its provider's articles in it. `shown`: what each
+        follows), each report counting its provider's articles in it. `showing`: what each
         row shows, when not its own article (a story's best, grouped by story)."""
-        if shown is None:
-            shown = [FeedItem.archived(row.id, row.data, row.story) for row in rows]
-        items = list(shown[: request.limit])
+        if showing is None:
+            showing = [FeedItem.archived(row.id, row.data, row.story) for row in rows]
+        items = list(showing[: request.limit])
         next_cursor = None
         if len(rows) > request.limit:
             last = rows[request.limit - 1]

@@ -55,8 +55,8 @@ SLOW_STEP_SECONDS = 0.2  # a step this long is logged as a warning
 # without its body (~0.1 ms an article of 1,000 words).
 EXPIRE_ROWS = 50
 # Stories grown since the last step compared with the stories sharing their words, a step
-# (newsagg.store.stories.merge_stories: ~0.3 ms a story on SQLite).
-MERGE_STORIES = 20
+# (newsagg.store.story_upkeep.merge_stories: a story reads its bounded candidates).
+MERGE_STORIES = 5
 
 
 class Upkeep:

@@ -23,7 +23,8 @@ from newsagg.query.syntax import Node
 from newsagg.query.upstream import answer_key
 from newsagg.store.dialect import Connection, scans
 from newsagg.store.migrations import TEXT_FIELDS
-from newsagg.store.stories import Arrival, Stories
+from newsagg.store.stories import Arrival
+from newsagg.store.story_upkeep import StoryUpkeep
 from newsagg.stories.model import StoryRef, story_ref
 
 Sort = Literal["published", "relevance"]
@@ -197,7 +198,7 @@ INDEX_IDENTITY = "search_index"
 IN_LIST = 500  # ids per `IN (...)` list
 
 
-class Archive(Stories):
+class Archive(StoryUpkeep):
     """The archive's reads and deletions alike on both engines; saving, searching and
     writing the full-text index are each engine's own (newsagg.store.sqlite,
     newsagg.store.postgres)."""
@@ -219,6 +220,23 @@ class Archive(Stories):
         rows = self._search(self.analysed(query))
         stories = self.story_refs([row.id for row in rows])
         return [replace(row, story=stories.get(row.id)) for row in rows]
+
+    @scans
+    def stories_found(self, query: ArchiveQuery) -> list[int]:
+        """The ids of the stories of a search's rows, without the rows (GET /stories)."""
+        ids = [row.id for row in self._search(self.analysed(query))]
+        found: set[int] = set()
+        for start in range(0, len(ids), IN_LIST):
+            part = ids[start : start + IN_LIST]
+            found.update(
+                row[0]
+                for row in self.db.read(
+                    "SELECT DISTINCT story_id FROM story_members WHERE article_id IN"
+                    f" ({', '.join([self.db.param] * len(part))})",
+                    part,
+                )
+            )
+        return sorted(found)
 
     def _search(self, query: ArchiveQuery) -> list[ArchivedRow]:
         """The rows of an analysed search (the engine's own)."""
@@ -311,7 +329,8 @@ class Archive(Stories):
         rows = self.db.read(
             "SELECT a.id, a.data, a.title, a.description, a.category, a.source, a.body,"
             " s.id, s.size, s.publishers, s.providers FROM articles a"
-            f" LEFT JOIN stories s ON s.id = a.story_id WHERE a.id > {p} ORDER BY a.id LIMIT {p}",
+            " LEFT JOIN story_members m ON m.article_id = a.id LEFT JOIN stories s"
+            f" ON s.id = m.story_id WHERE a.id > {p} ORDER BY a.id LIMIT {p}",
             (article_id, limit),
         )
         if not rows:
@@ -347,7 +366,8 @@ class Archive(Stories):
         """An article's public fields without its id, its story among them."""
         rows = self.db.read(
             "SELECT a.data, s.id, s.size, s.publishers, s.providers FROM articles a"
-            f" LEFT JOIN stories s ON s.id = a.story_id WHERE a.id = {self.db.param}",
+            " LEFT JOIN story_members m ON m.article_id = a.id LEFT JOIN stories s"
+            f" ON s.id = m.story_id WHERE a.id = {self.db.param}",
             (article_id,),
         )
         if not rows:

@@ -20,6 +20,7 @@ from newsagg.store.archive import (
     ArticleRecord,
     NewArticle,
 )
+from newsagg.store.dialect import scans
 from newsagg.store.keys import KeyRecord
 from newsagg.store.leases import HarvestState
 from newsagg.store.ledger import BudgetCheck, BudgetVerdict, Window
@@ -145,6 +146,11 @@ class ArchiveStore(Backend, Protocol):
 
     def merge_stories(self, limit: int) -> tuple[int, int]:
         """The stories' periodic merge step (newsagg.store.stories)."""
+        ...
+
+    @scans
+    def stories_found(self, query: ArchiveQuery) -> list[int]:
+        """The ids of the stories of a search's rows (newsagg.store.archive)."""
         ...
 
     def place_strays(self, limit: int) -> int:

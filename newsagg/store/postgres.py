@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -235,6 +235,9 @@ class PostgresStore(Keys, Ledger, Archive, Push, Leases):
             db.execute("SET LOCAL statement_timeout = 0")
             self._articles_turn(db)
             return self._rebuild_stories(db)
+
+    def _pipelined(self, db: psycopg.Connection) -> AbstractContextManager[object]:
+        return db.pipeline()
 
     def _articles_turn(self, db: psycopg.Connection) -> None:
         db.execute("SELECT pg_advisory_xact_lock(%s)", (ARTICLES_LOCK,))

@@ -284,7 +284,8 @@ class Push(Repository):
         rows = self.db.read(
             "SELECT m.id, a.id, a.data, s.id, s.size, s.publishers, s.providers"
             " FROM search_matches m JOIN articles a ON a.id = m.article_id"
-            " JOIN searches ON searches.id = m.search_id LEFT JOIN stories s ON s.id = a.story_id"
+            " JOIN searches ON searches.id = m.search_id LEFT JOIN story_members sm"
+            " ON sm.article_id = a.id LEFT JOIN stories s ON s.id = sm.story_id"
             f" WHERE m.search_id = {p} AND m.id > {p} AND {_LIVE} ORDER BY m.id LIMIT {p}",
             (search_id, match_id, limit),
         )

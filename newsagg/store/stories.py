@@ -1,34 +1,67 @@
-"""Stories as the database keeps them, the same SQL on both engines: each article's story,
-each story's centroid (`story_terms`: word -> members holding it, and when a member last
-brought it), the IDF counts (`story_words`; the word '' counts every article clustered),
-the headlines seen (`story_titles`) and publishers (`story_publishers`), and the merges.
+"""Stories as the database keeps them, the same SQL on both engines: each article's story
+(`story_members`), each story's centroid (in its row: word -> members holding it, and the
+centroid's length), the words' postings (`story_terms`: which stories had, and when last, a
+member holding a word: how candidates are found), the IDF counts (`story_words`; the word
+'' counts every article clustered), the headlines seen (`story_titles`) and publishers
+(`story_publishers`), and the merges.
 
 An arriving article is placed (newsagg.stories.clustering decides) in the transaction that
 saves it, after the engine made saves take turns: a story is read and grown by one saver
-at a time, so every instance sees the same stories. Merging runs in the upkeep; a merged
-story keeps its row, pointing at the one it joined (`merged_into`), so its id still
-answers.
+at a time, so every instance sees the same stories. Placing one is bounded whatever the
+archive holds: the candidates come from at most POSTINGS_PER_WORD stories a word (the
+newest within the window), at most MAX_CANDIDATES of them are weighed, each by a centroid
+of at most CENTROID_WORDS words. Merging runs in the upkeep, as bounded; a merged story
+keeps its row, pointing at the one it joined (`merged_into`), so its id still answers.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 from newsagg.store.dialect import Connection
 from newsagg.store.story_reads import IN_LIST, StoryReads
-from newsagg.stories.clustering import Centroid, StoryRules, idf, mergeable, nearest
+from newsagg.stories.clustering import (
+    Centroid,
+    StoryRules,
+    idf,
+    kept,
+    nearest,
+    norm,
+)
 from newsagg.stories.model import providers_of
 from newsagg.stories.words import significant, title_key
 
-# Candidate stories weighed for one article, those sharing the most words first: a
-# headline of common words would otherwise weigh hundreds.
-MAX_CANDIDATES = 50
+# Candidates of one article (or one story, merging): the stories sharing the most of its
+# words, of at most POSTINGS_PER_WORD a word, the newest. A word in a thousand stories of
+# the window tells little; reading all of them made placing grow with the archive.
+POSTINGS_PER_WORD = 200
+MAX_CANDIDATES = 10
 ALL_ARTICLES = ""  # the `story_words` row counting every article clustered
-MERGED_UPTO = "stories_merged_upto"  # `meta`: updated_us the merge step has looked at
 REBUILD_ROWS = 2_000
+
+
+class StoryState(NamedTuple):
+    """What growing a story reads of it (`STATE_COLUMNS`)."""
+
+    title: str
+    lead_id: int
+    lead_rank: int
+    lead_us: int
+    providers: str
+    first_us: int
+    last_us: int
+    centroid: str  # JSON: word -> members holding it
+
+
+STATE_COLUMNS = (
+    "s.title, s.lead_id, s.lead_rank, s.lead_us, s.providers, s.first_us, s.last_us, s.centroid"
+)
+# An article with what placing it reads, as `Arrival.of` takes it.
+ARRIVAL_COLUMNS = "a.id, a.rank, a.data, a.published_us"
 
 
 class Arrival(NamedTuple):
@@ -65,7 +98,7 @@ class Arrival(NamedTuple):
 
 
 class Stories(StoryReads):
-    """Placing arrivals in stories, reading stories, merging and rebuilding them."""
+    """Placing arrivals in stories, merging, pruning and rebuilding them."""
 
     story_rules: StoryRules
 
@@ -73,44 +106,55 @@ class Stories(StoryReads):
         """From here to commit, no article is saved but by this transaction (engine's own)."""
         raise NotImplementedError
 
+    def _pipelined(self, db: Connection) -> AbstractContextManager[object]:
+        """Statements whose answer is not read go to the server without waiting for it
+        (PostgreSQL's pipeline mode); nothing on SQLite, which has no round trips."""
+        return nullcontext()
+
     # -- placing arrivals ----------------------------------------------------------------
 
     def _place_all(self, db: Connection, arrivals: Iterable[Arrival]) -> None:
         """Each arrival joins a story or founds one, earliest first; of the same instant, by
         url: both engines place a save's articles in one order (ids are drawn in another)."""
-        for arrival in sorted(arrivals, key=lambda a: (a.published_us, a.url)):
-            self._place(db, arrival)
+        with self._pipelined(db):
+            for arrival in sorted(arrivals, key=lambda a: (a.published_us, a.url)):
+                self._place(db, arrival)
 
     def _place(self, db: Connection, arrival: Arrival) -> int:
+        # A few statements wait for an answer (counting the words, the same headline, the
+        # candidates, founding a story, the weights of a grown centroid); the writes do
+        # not, so on PostgreSQL they go down the pipeline without a round trip each.
         rules, p = self.story_rules, self.db.param
         words = set(significant(arrival.title))
         key = title_key(arrival.title)
         counts = self._count_words(db, words)
-        story_id = self._same_title(db, key, arrival.published_us) if key else None
+        weights = {w: idf(counts[w], counts[ALL_ARTICLES]) for w in words}
+        story_id, state = self._same_title(db, key, arrival.published_us) if key else (None, None)
         if story_id is None and len(words) >= rules.min_shared:
-            candidates = self._candidates(db, words, arrival.published_us)
-            if candidates:
-                seen = counts[ALL_ARTICLES]
-                others = {w for c in candidates for w in c.words} - counts.keys()
-                counts.update(self._word_counts(db, others))
-                weights = {w: idf(counts.get(w, 0), seen) for w in words | others}
-                story_id = nearest(words, arrival.published_us, candidates, weights, rules)
+            candidates = self._candidates(db, words, arrival.published_us, None)
+            story_id = nearest(
+                words, arrival.published_us, [c for c, _ in candidates], weights, rules
+            )
+            state = next((s for c, s in candidates if c.story_id == story_id), None)
         if story_id is None:
             story_id = db.execute(
                 "INSERT INTO stories(title, lead_id, lead_rank, lead_us, size, publishers,"
-                " providers, first_us, last_us, updated_us)"
-                f" VALUES ({p}, {p}, {p}, {p}, 0, 0, '', {p}, {p}, {self.db.now}) RETURNING id",
+                " providers, first_us, last_us, updated_us, centroid, norm) VALUES"
+                f" ({p}, {p}, {p}, {p}, 0, 0, '', {p}, {p}, {self.db.now}, '{{}}', 0)"
+                " RETURNING id",
                 (arrival.title, arrival.id, *arrival.lead_key, arrival.published_us,
                  arrival.published_us),
             ).fetchone()[0]  # fmt: skip
-        self._grow(db, story_id, [arrival])
+            state = StoryState(arrival.title, arrival.id, *arrival.lead_key, "",
+                               arrival.published_us, arrival.published_us, "{}")  # fmt: skip
+        self._grow(db, story_id, [arrival], state=state, known=weights)
         if words:
             db.execute(
-                "INSERT INTO story_terms(story_id, word, members, last_us) VALUES "
-                + ", ".join([f"({p}, {p}, 1, {p})"] * len(words))
-                + " ON CONFLICT (story_id, word) DO UPDATE SET members = story_terms.members"
-                " + 1, last_us = CASE WHEN excluded.last_us > story_terms.last_us"
-                " THEN excluded.last_us ELSE story_terms.last_us END",
+                "INSERT INTO story_terms(story_id, word, last_us) VALUES "
+                + ", ".join([f"({p}, {p}, {p})"] * len(words))
+                + " ON CONFLICT (story_id, word) DO UPDATE SET last_us = CASE WHEN"
+                " excluded.last_us > story_terms.last_us THEN excluded.last_us"
+                " ELSE story_terms.last_us END",
                 [v for w in sorted(words) for v in (story_id, w, arrival.published_us)],
             )
         if key:
@@ -130,8 +174,8 @@ class Stories(StoryReads):
         p = self.db.param
         placed = dict(
             db.execute(
-                f"SELECT id, story_id FROM articles WHERE id IN ({', '.join([p] * len(records))})"
-                " AND story_id IS NOT NULL",
+                "SELECT article_id, story_id FROM story_members WHERE article_id IN"
+                f" ({', '.join([p] * len(records))})",
                 [record.id for record in records],
             ).fetchall()
         )
@@ -155,276 +199,142 @@ class Stories(StoryReads):
             ).fetchall()
         )
 
-    def _word_counts(self, db: Connection, words: set[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        listed = sorted(words)
+    def _weights(self, db: Connection, words: Iterable[str]) -> dict[str, float]:
+        """The IDF of these words, as the counts stand."""
+        listed = sorted({*words, ALL_ARTICLES})
+        counts: dict[str, int] = {}
         for start in range(0, len(listed), IN_LIST):
             part = listed[start : start + IN_LIST]
-            found.update(
+            counts.update(
                 db.execute(
                     "SELECT word, articles FROM story_words WHERE word IN"
                     f" ({', '.join([self.db.param] * len(part))})",
                     part,
                 ).fetchall()
             )
-        return found
+        seen = counts.get(ALL_ARTICLES, 0)
+        return {w: idf(counts.get(w, 0), seen) for w in listed if w != ALL_ARTICLES}
 
-    def _same_title(self, db: Connection, key: str, published_us: int) -> int | None:
+    def _same_title(
+        self, db: Connection, key: str, published_us: int
+    ) -> tuple[int | None, StoryState | None]:
         p = self.db.param
         row = db.execute(
-            f"SELECT story_id, last_us FROM story_titles WHERE title_key = {p}", (key,)
+            f"SELECT t.story_id, t.last_us, {STATE_COLUMNS} FROM story_titles t"
+            f" JOIN stories s ON s.id = t.story_id WHERE t.title_key = {p}",
+            (key,),
         ).fetchone()
         if row is None or abs(row[1] - published_us) > self.story_rules.window_us:
-            return None
-        return row[0]
+            return None, None
+        return row[0], StoryState(*row[2:])
 
-    def _candidates(self, db: Connection, words: set[str], published_us: int) -> list[Centroid]:
-        """The stories that had, within the window, a member holding `min_shared` of
-        `words`: at most MAX_CANDIDATES, sharing the most first."""
+    def _candidates(
+        self, db: Connection, words: set[str], since_us: int, shared: int | None
+    ) -> list[tuple[Centroid, StoryState]]:
+        """In one statement, the stories that had, within the window of `since_us`, a
+        member holding `shared` (else `min_shared`) of `words`: at most MAX_CANDIDATES,
+        sharing the most first, each found among the POSTINGS_PER_WORD newest of a word."""
         p, rules = self.db.param, self.story_rules
         listed = sorted(words)
-        shared = Counter(
-            story_id
-            for (story_id,) in db.execute(
-                f"SELECT story_id FROM story_terms WHERE word IN ({', '.join([p] * len(listed))})"
-                f" AND last_us >= {p}",
-                [*listed, published_us - rules.window_us],
-            ).fetchall()
+        postings = " UNION ALL ".join(
+            f"SELECT story_id FROM (SELECT story_id FROM story_terms WHERE word = {p}"
+            f" AND last_us >= {p} ORDER BY last_us DESC LIMIT {p}) AS w{n}"
+            for n in range(len(listed))
         )
-        chosen = sorted(
-            (s for s, n in shared.items() if n >= rules.min_shared),
-            key=lambda s: (-shared[s], -s),
-        )[:MAX_CANDIDATES]
-        return self._centroids(db, chosen)
-
-    def _centroids(self, db: Connection, story_ids: Sequence[int]) -> list[Centroid]:
-        if not story_ids:
-            return []
-        marks = ", ".join([self.db.param] * len(story_ids))
-        spans = {
-            row[0]: row[1:]
-            for row in db.execute(
-                f"SELECT id, first_us, last_us FROM stories WHERE id IN ({marks})"
-                " AND merged_into IS NULL",
-                list(story_ids),
-            ).fetchall()
-        }
-        words: dict[int, dict[str, int]] = {s: {} for s in spans}
-        for story_id, word, members in db.execute(
-            f"SELECT story_id, word, members FROM story_terms WHERE story_id IN ({marks})",
-            list(story_ids),
+        found = []
+        for row in db.execute(
+            f"SELECT s.id, s.norm, {STATE_COLUMNS} FROM stories s WHERE s.id IN"
+            f" (SELECT story_id FROM ({postings}) AS hits GROUP BY story_id"
+            f" HAVING count(*) >= {p} ORDER BY count(*) DESC, story_id DESC LIMIT {p})"
+            " AND s.merged_into IS NULL",
+            [
+                *(v for w in listed for v in (w, since_us - rules.window_us, POSTINGS_PER_WORD)),
+                shared or rules.min_shared,
+                MAX_CANDIDATES,
+            ],
         ).fetchall():
-            if story_id in words:
-                words[story_id][word] = members
-        return [Centroid(s, *spans[s], words[s]) for s in spans]
+            state = StoryState(*row[2:])
+            centroid = Centroid(
+                row[0], state.first_us, state.last_us, json.loads(state.centroid), row[1]
+            )
+            found.append((centroid, state))
+        return found
 
     def _grow(
-        self, db: Connection, story_id: int, members: Sequence[Arrival], counted: bool = True
+        self,
+        db: Connection,
+        story_id: int,
+        members: Sequence[Arrival],
+        counted: bool = True,
+        state: StoryState | None = None,
+        known: Mapping[str, float] | None = None,
     ) -> None:
-        """Story `story_id` takes `members` in: its articles point at it, and its size,
-        publishers, providers, span and representative follow. `counted=False`: they are
-        members already, with a new record each."""
+        """Story `story_id` takes `members` in: they are its members, and its size,
+        publishers, providers, span, representative and centroid follow. `counted=False`:
+        they are members already, with a new record each. `state`: the story's, if read
+        already; `known`: IDF weights already at hand."""
         p = self.db.param
-        title, lead_id, lead_rank, lead_us, providers, first_us, last_us = db.execute(
-            "SELECT title, lead_id, lead_rank, lead_us, providers, first_us, last_us"
-            f" FROM stories WHERE id = {p}",
-            (story_id,),
-        ).fetchone()
+        if state is None:
+            state = StoryState(
+                *db.execute(
+                    f"SELECT {STATE_COLUMNS} FROM stories s WHERE s.id = {p}", (story_id,)
+                ).fetchone()
+            )
+        title, lead_id, lead_rank, lead_us, providers, first_us, last_us, centroid = state
         lead = ((lead_rank, lead_us), lead_id, title)
         names = set(providers_of(providers))
+        words = Counter(json.loads(centroid))
         for member in members:
             if member.id == lead[1]:  # the representative's own record changed
                 lead = (member.lead_key, member.id, member.title)
             lead = min(lead, (member.lead_key, member.id, member.title))
             names.add(member.provider)
-            first_us, last_us = (
-                min(first_us, member.published_us),
-                max(last_us, member.published_us),
-            )
+            first_us = min(first_us, member.published_us)
+            last_us = max(last_us, member.published_us)
+            if counted:
+                words.update(set(significant(member.title)))
+        grown = kept(words)
+        weights = dict(known or {})
+        weights.update(self._weights(db, grown.keys() - weights.keys()) if grown else {})
         publishers = sorted({m.publisher for m in members})
-        new_publishers = len(
-            db.execute(
-                "INSERT INTO story_publishers(story_id, publisher) VALUES "
-                + ", ".join([f"({p}, {p})"] * len(publishers))
-                + " ON CONFLICT DO NOTHING RETURNING publisher",
-                [v for name in publishers for v in (story_id, name)],
-            ).fetchall()
+        db.execute(
+            "INSERT INTO story_publishers(story_id, publisher) VALUES "
+            + ", ".join([f"({p}, {p})"] * len(publishers))
+            + " ON CONFLICT DO NOTHING",
+            [v for name in publishers for v in (story_id, name)],
         )
-        ids = [m.id for m in members] if counted else []
-        for start in range(0, len(ids), IN_LIST):
-            part = ids[start : start + IN_LIST]
+        if counted:
             db.execute(
-                f"UPDATE articles SET story_id = {p} WHERE id IN ({', '.join([p] * len(part))})",
-                [story_id, *part],
+                "INSERT INTO story_members(article_id, story_id, published_us) VALUES "
+                + ", ".join([f"({p}, {p}, {p})"] * len(members))
+                + " ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id",
+                [v for m in members for v in (m.id, story_id, m.published_us)],
             )
-        if not counted:  # a member's time may have moved either way: the span anew
+        else:  # a member's time may have moved either way: the span anew
+            db.execute(
+                "UPDATE story_members SET published_us = (SELECT a.published_us FROM"
+                " articles a WHERE a.id = story_members.article_id) WHERE article_id IN"
+                f" ({', '.join([p] * len(members))})",
+                [m.id for m in members],
+            )
             first_us, last_us = db.execute(
-                f"SELECT min(published_us), max(published_us) FROM articles WHERE story_id = {p}",
+                "SELECT min(published_us), max(published_us) FROM story_members"
+                f" WHERE story_id = {p}",
                 (story_id,),
             ).fetchone()
         (key_rank, key_us), lead_id, title = lead
         db.execute(
             f"UPDATE stories SET title = {p}, lead_id = {p}, lead_rank = {p}, lead_us = {p},"
-            f" size = size + {p}, publishers = publishers + {p}, providers = {p},"
-            f" first_us = {p}, last_us = {p}, updated_us = {self.db.now} WHERE id = {p}",
-            (title, lead_id, key_rank, key_us, len(members) if counted else 0, new_publishers,
-             ",".join(sorted(names)), first_us, last_us, story_id),
+            f" size = size + {p}, publishers = (SELECT count(*) FROM story_publishers"
+            f" WHERE story_id = {p}), providers = {p}, first_us = {p}, last_us = {p},"
+            f" updated_us = {self.db.now}, centroid = {p}, norm = {p} WHERE id = {p}",
+            (title, lead_id, key_rank, key_us, len(members) if counted else 0, story_id,
+             ",".join(sorted(names)), first_us, last_us,
+             json.dumps(grown, separators=(",", ":")), norm(grown, weights), story_id),
         )  # fmt: skip
 
-    # -- merging and rebuilding ----------------------------------------------------------
 
-    def place_strays(self, limit: int) -> int:
-        """Articles without a story (saved by an instance of an older release while a newer
-        one migrated) placed in one, at most `limit`; how many."""
-        p = self.db.param
-        with self.db.transaction() as db:
-            self._articles_turn(db)
-            rows = db.execute(
-                "SELECT id, rank, data, published_us FROM articles WHERE story_id IS NULL"
-                f" ORDER BY id LIMIT {p}",
-                (limit,),
-            ).fetchall()
-            self._place_all(
-                db, [Arrival.of(i, rank, json.loads(data), us) for i, rank, data, us in rows]
-            )
-            return len(rows)
-
-    def merge_stories(self, limit: int) -> tuple[int, int]:
-        """The periodic, stricter step: stories grown since the last step are compared with
-        the stories sharing their words (mergeable); the younger of two that tell one event
-        joins the older, whose id it then points at. At most `limit` stories looked at:
-        (how many were, how many merged)."""
-        rules, p, merged = self.story_rules, self.db.param, 0
-        with self.db.transaction() as db:
-            self._articles_turn(db)
-            row = db.execute(f"SELECT value FROM meta WHERE name = {p}", (MERGED_UPTO,)).fetchone()
-            since = int(row[0]) if row else 0
-            grown = db.execute(
-                f"SELECT id, updated_us FROM stories WHERE updated_us > {p}"
-                f" AND merged_into IS NULL ORDER BY updated_us, id LIMIT {p}",
-                (since, limit),
-            ).fetchall()
-            if not grown:
-                return 0, 0
-            seen = self._word_counts(db, {ALL_ARTICLES}).get(ALL_ARTICLES, 0)
-            gone: set[int] = set()
-            for story_id, _ in grown:
-                if story_id in gone:
-                    continue
-                (story,) = self._centroids(db, [story_id]) or (None,)
-                if story is None or len(story.words) < rules.merge_min_shared:
-                    continue
-                shared = Counter(
-                    other
-                    for (other,) in db.execute(
-                        "SELECT story_id FROM story_terms WHERE word IN"
-                        f" ({', '.join([p] * len(story.words))}) AND last_us >= {p}"
-                        f" AND story_id <> {p}",
-                        [*sorted(story.words), story.first_us - rules.window_us, story_id],
-                    ).fetchall()
-                )
-                chosen = sorted(
-                    (s for s, n in shared.items() if n >= rules.merge_min_shared),
-                    key=lambda s: (-shared[s], s),
-                )[:MAX_CANDIDATES]
-                others = [c for c in self._centroids(db, chosen) if c.story_id not in gone]
-                words = set(story.words).union(*(c.words for c in others))
-                counts = self._word_counts(db, words)
-                weights = {w: idf(counts.get(w, 0), seen) for w in words}
-                for other in sorted(others, key=lambda c: c.story_id):
-                    if mergeable(story, other, weights, rules):
-                        older, younger = sorted((story_id, other.story_id))
-                        self._merge(db, younger, older)
-                        gone.add(younger)
-                        merged += 1
-                        break
-            db.execute(f"DELETE FROM meta WHERE name = {p}", (MERGED_UPTO,))
-            db.execute(
-                f"INSERT INTO meta(name, value) VALUES ({p}, {p})",
-                (MERGED_UPTO, str(grown[-1][1])),
-            )
-        return len(grown), merged
-
-    def _merge(self, db: Connection, younger: int, older: int) -> None:
-        """Story `younger` joins `older`: its articles, words, titles and publishers move,
-        and its row points at `older` from now on."""
-        p = self.db.param
-        members = [
-            Arrival(*row[:6], bool(row[6]), row[7])
-            for row in db.execute(
-                "SELECT a.id, a.url, COALESCE(a.title, ''), COALESCE(a.publisher, a.source, ''),"
-                " COALESCE(a.source, ''), a.rank, CASE WHEN a.description IS NOT NULL AND"
-                " a.image_url IS NOT NULL THEN 1 ELSE 0 END, a.published_us FROM articles a"
-                f" WHERE a.story_id = {p}",
-                (younger,),
-            ).fetchall()
-        ]
-        for word, members_holding, last_us in db.execute(
-            f"SELECT word, members, last_us FROM story_terms WHERE story_id = {p}",
-            (younger,),
-        ).fetchall():
-            db.execute(
-                f"INSERT INTO story_terms(story_id, word, members, last_us) VALUES ({p}, {p},"
-                f" {p}, {p}) ON CONFLICT (story_id, word) DO UPDATE SET members ="
-                " story_terms.members + excluded.members, last_us = CASE WHEN"
-                " excluded.last_us > story_terms.last_us THEN excluded.last_us"
-                " ELSE story_terms.last_us END",
-                (older, word, members_holding, last_us),
-            )
-        db.execute(f"DELETE FROM story_terms WHERE story_id = {p}", (younger,))
-        db.execute(f"DELETE FROM story_publishers WHERE story_id = {p}", (younger,))
-        db.execute(f"UPDATE story_titles SET story_id = {p} WHERE story_id = {p}", (older, younger))
-        if members:
-            self._grow(db, older, members)
-        db.execute(
-            f"UPDATE stories SET merged_into = {p}, size = 0 WHERE id = {p}", (older, younger)
-        )
-
-    def _prune_stories(self, db: Connection, before_us: int) -> None:
-        """After the articles published before `before_us` were deleted: the stories they
-        all belonged to go, and those they partly did count what is left."""
-        p = self.db.param
-        for table in ("story_terms", "story_publishers", "story_titles", "search_stories"):
-            db.execute(
-                f"DELETE FROM {table} WHERE story_id IN"
-                f" (SELECT id FROM stories WHERE last_us < {p})",
-                (before_us,),
-            )
-        db.execute(f"DELETE FROM stories WHERE last_us < {p}", (before_us,))
-        partly = f"SELECT id FROM stories WHERE first_us < {p} AND merged_into IS NULL"
-        db.execute(f"DELETE FROM story_publishers WHERE story_id IN ({partly})", (before_us,))
-        db.execute(
-            "INSERT INTO story_publishers(story_id, publisher) SELECT DISTINCT story_id,"
-            f" COALESCE(publisher, source, '') FROM articles WHERE story_id IN ({partly})",
-            (before_us,),
-        )
-        db.execute(
-            "UPDATE stories SET size = (SELECT count(*) FROM articles a WHERE a.story_id ="
-            " stories.id), publishers = (SELECT count(*) FROM story_publishers s"
-            " WHERE s.story_id = stories.id), first_us = (SELECT min(published_us) FROM"
-            f" articles a WHERE a.story_id = stories.id) WHERE first_us < {p}"
-            " AND merged_into IS NULL",
-            (before_us,),
-        )
-
-    def _rebuild_stories(self, db: Connection) -> int:
-        """Every story made anew from the archive, earliest article first; how many
-        articles were placed."""
-        for table in ("story_terms", "story_words", "story_titles", "story_publishers"):
-            db.execute(f"DELETE FROM {table}")
-        db.execute("UPDATE articles SET story_id = NULL")
-        db.execute("DELETE FROM stories")
-        p, done, after = self.db.param, 0, (-(2**62), 0)
-        while True:
-            rows = db.execute(
-                f"SELECT id, rank, data, published_us FROM articles WHERE published_us > {p}"
-                f" OR (published_us = {p} AND id > {p}) ORDER BY published_us, id"
-                f" LIMIT {p}",
-                (after[0], after[0], after[1], REBUILD_ROWS),
-            ).fetchall()
-            if not rows:
-                return done
-            for article_id, rank, data, published_us in rows:
-                self._place(db, Arrival.of(article_id, rank, json.loads(data), published_us))
-            done += len(rows)
-            after = (rows[-1][3], rows[-1][0])
+def arrival_of(row: Sequence[Any]) -> Arrival:
+    """The Arrival of a row of ARRIVAL_COLUMNS."""
+    article_id, rank, data, published_us = row
+    return Arrival.of(article_id, rank, json.loads(data), published_us)

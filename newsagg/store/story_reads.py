@@ -50,9 +50,9 @@ class StoryReads(Repository):
         for start in range(0, len(ids), IN_LIST):
             part = ids[start : start + IN_LIST]
             for article_id, *story in self.db.read(
-                "SELECT a.id, s.id, s.size, s.publishers, s.providers FROM articles a"
-                " JOIN stories s ON s.id = a.story_id"
-                f" WHERE a.id IN ({', '.join([self.db.param] * len(part))})",
+                "SELECT m.article_id, s.id, s.size, s.publishers, s.providers FROM story_members m"
+                " JOIN stories s ON s.id = m.story_id"
+                f" WHERE m.article_id IN ({', '.join([self.db.param] * len(part))})",
                 part,
             ):
                 found[article_id] = StoryRef(*story[:3], providers_of(story[3]))
@@ -96,13 +96,14 @@ class StoryReads(Repository):
         """A story's articles newest first, after the keyset position (published_us, id):
         (id, published_us, public JSON without the id)."""
         p = self.db.param
-        where, params = f"story_id = {p}", [story_id]
+        where, params = f"m.story_id = {p}", [story_id]
         if after is not None:
-            where += f" AND (published_us < {p} OR (published_us = {p} AND id < {p}))"
+            where += f" AND (m.published_us < {p} OR (m.published_us = {p} AND m.article_id < {p}))"
             params += [after[0], after[0], after[1]]
         return self.db.read(
-            f"SELECT id, published_us, data FROM articles WHERE {where}"
-            f" ORDER BY published_us DESC, id DESC LIMIT {p}",
+            "SELECT m.article_id, m.published_us, a.data FROM story_members m JOIN articles a"
+            f" ON a.id = m.article_id WHERE {where}"
+            f" ORDER BY m.published_us DESC, m.article_id DESC LIMIT {p}",
             [*params, limit],
         )
 
@@ -115,10 +116,11 @@ class StoryReads(Repository):
         p = self.db.param
         found: dict[int, list[tuple[int, str]]] = {s: [] for s in story_ids}
         for story_id, article_id, data in self.db.read(
-            "SELECT story_id, id, data FROM (SELECT story_id, id, data, row_number() OVER"
-            " (PARTITION BY story_id ORDER BY published_us DESC, id DESC) AS n FROM articles"
-            f" WHERE story_id IN ({', '.join([p] * len(story_ids))})) AS ranked"
-            f" WHERE n <= {p} ORDER BY story_id, n",
+            "SELECT r.story_id, r.article_id, a.data FROM (SELECT story_id, article_id,"
+            " row_number() OVER (PARTITION BY story_id ORDER BY published_us DESC,"
+            " article_id DESC) AS n FROM story_members"
+            f" WHERE story_id IN ({', '.join([p] * len(story_ids))})) AS r"
+            f" JOIN articles a ON a.id = r.article_id WHERE r.n <= {p} ORDER BY r.story_id, r.n",
             [*story_ids, per_story],
         ):
             found[story_id].append((article_id, data))
@@ -134,14 +136,15 @@ class StoryReads(Repository):
             marks = ", ".join([p] * len(part))
             answers: dict[int, set[str]] = {}
             for article_id, key in self.db.read(
-                "SELECT u.article_id, u.answer_key FROM upstream_answers u JOIN articles a"
-                f" ON a.id = u.article_id WHERE a.story_id IN ({marks})",
+                "SELECT u.article_id, u.answer_key FROM upstream_answers u JOIN story_members m"
+                f" ON m.article_id = u.article_id WHERE m.story_id IN ({marks})",
                 part,
             ):
                 answers.setdefault(article_id, set()).add(key)
             for row in self.db.read(
-                "SELECT story_id, id, data, title, description, category, source, body,"
-                f" published_us, rank, image_url FROM articles WHERE story_id IN ({marks})",
+                "SELECT m.story_id, a.id, a.data, a.title, a.description, a.category, a.source,"
+                " a.body, a.published_us, a.rank, a.image_url FROM story_members m JOIN articles a"
+                f" ON a.id = m.article_id WHERE m.story_id IN ({marks})",
                 part,
             ):
                 found[row[0]].append(Member(*row[1:], frozenset(answers.get(row[1], ()))))

@@ -31,7 +31,7 @@ from newsagg.stories.model import StoryRecord
 StorySort = Literal["trending", "newest"]
 GRAVITY = 1.8
 HOUR_US = 3_600_000_000
-SCAN_ARTICLES = 2_000  # the newest articles passing the filters that stories are drawn from
+SCAN_ARTICLES = 1_000  # the newest articles passing the filters that stories are drawn from
 MEMBERS_SHOWN = 3  # articles shown with each story of a list
 
 
@@ -73,7 +73,7 @@ class StoryBook:
         fingerprint = f"stories:{sort}:{request.fingerprint()}"
         after = self._position(request.cursor, fingerprint)
         now_us = after.horizon[0] if after and after.horizon else time.time_ns() // 1000
-        rows = self._store.search(
+        story_ids = self._store.stories_found(
             ArchiveQuery(
                 match=request.match,
                 category=request.query.category,
@@ -83,8 +83,7 @@ class StoryBook:
                 limit=SCAN_ARTICLES,
             )
         )
-        story_ids = {row.story.id for row in rows if row.story is not None}
-        stories = self._store.stories_by_id(sorted(story_ids))
+        stories = self._store.stories_by_id(story_ids)
 
         def position(story: StoryRecord) -> float:
             return trending_score(story, now_us) if sort == "trending" else story.last_us

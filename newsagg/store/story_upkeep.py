@@ -1,0 +1,165 @@
+"""The stories' upkeep, the same SQL on both engines: articles without a story placed, the
+periodic merges (bounded as placing is), and stories following the articles pruned or
+placed anew (`newsagg stories rebuild`)."""
+
+from __future__ import annotations
+
+import json
+
+from newsagg.store.dialect import Connection
+from newsagg.store.stories import (
+    ARRIVAL_COLUMNS,
+    REBUILD_ROWS,
+    STATE_COLUMNS,
+    Stories,
+    StoryState,
+    arrival_of,
+)
+from newsagg.stories.clustering import Centroid, mergeable
+
+MERGED_UPTO = "stories_merged_upto"  # `meta`: updated_us the merge step has looked at
+
+
+class StoryUpkeep(Stories):
+    def place_strays(self, limit: int) -> int:
+        """Articles without a story (saved by an instance of an older release while a newer
+        one migrated) placed in one, at most `limit`; how many."""
+        p = self.db.param
+        with self.db.transaction() as db:
+            self._articles_turn(db)
+            rows = db.execute(
+                f"SELECT {ARRIVAL_COLUMNS} FROM articles a WHERE NOT EXISTS (SELECT 1 FROM"
+                f" story_members m WHERE m.article_id = a.id) ORDER BY a.id LIMIT {p}",
+                (limit,),
+            ).fetchall()
+            self._place_all(db, [arrival_of(row) for row in rows])
+            return len(rows)
+
+    def merge_stories(self, limit: int) -> tuple[int, int]:
+        """The periodic, stricter step: stories grown since the last step are compared with
+        the stories sharing their words (mergeable); the younger of two that tell one event
+        joins the older, whose id it then points at. At most `limit` stories looked at:
+        (how many were, how many merged)."""
+        p, merged = self.db.param, 0
+        with self.db.transaction() as db:
+            self._articles_turn(db)
+            row = db.execute(f"SELECT value FROM meta WHERE name = {p}", (MERGED_UPTO,)).fetchone()
+            grown = db.execute(
+                f"SELECT s.id, s.updated_us, s.norm, {STATE_COLUMNS} FROM stories s"
+                f" WHERE s.updated_us > {p} AND s.merged_into IS NULL"
+                f" ORDER BY s.updated_us, s.id LIMIT {p}",
+                (int(row[0]) if row else 0, limit),
+            ).fetchall()
+            if not grown:
+                return 0, 0
+            gone: set[int] = set()
+            for story_id, _, story_norm, *values in grown:
+                state = StoryState(*values)
+                story = Centroid(
+                    story_id, state.first_us, state.last_us, json.loads(state.centroid), story_norm
+                )
+                if story_id in gone or len(story.words) < self.story_rules.merge_min_shared:
+                    continue
+                others = [
+                    c
+                    for c, _ in self._candidates(
+                        db, set(story.words), story.first_us, self.story_rules.merge_min_shared
+                    )
+                    if c.story_id != story_id and c.story_id not in gone
+                ]
+                weights = self._weights(db, set(story.words).union(*(c.words for c in others)))
+                for other in sorted(others, key=lambda c: c.story_id):
+                    if mergeable(story, other, weights, self.story_rules):
+                        older, younger = sorted((story_id, other.story_id))
+                        self._merge(db, younger, older)
+                        gone.add(younger)
+                        merged += 1
+                        break
+            db.execute(f"DELETE FROM meta WHERE name = {p}", (MERGED_UPTO,))
+            db.execute(
+                f"INSERT INTO meta(name, value) VALUES ({p}, {p})",
+                (MERGED_UPTO, str(grown[-1][1])),
+            )
+        return len(grown), merged
+
+    def _merge(self, db: Connection, younger: int, older: int) -> None:
+        """Story `younger` joins `older`: its articles, words, titles and publishers move,
+        and its row points at `older` from now on."""
+        p = self.db.param
+        members = [
+            arrival_of(row)
+            for row in db.execute(
+                f"SELECT {ARRIVAL_COLUMNS} FROM articles a JOIN story_members m"
+                f" ON m.article_id = a.id WHERE m.story_id = {p}",
+                (younger,),
+            ).fetchall()
+        ]
+        for word, last_us in db.execute(
+            f"SELECT word, last_us FROM story_terms WHERE story_id = {p}", (younger,)
+        ).fetchall():
+            db.execute(
+                f"INSERT INTO story_terms(story_id, word, last_us) VALUES ({p}, {p}, {p})"
+                " ON CONFLICT (story_id, word) DO UPDATE SET last_us = CASE WHEN"
+                " excluded.last_us > story_terms.last_us THEN excluded.last_us"
+                " ELSE story_terms.last_us END",
+                (older, word, last_us),
+            )
+        for table in ("story_terms", "story_publishers"):
+            db.execute(f"DELETE FROM {table} WHERE story_id = {p}", (younger,))
+        db.execute(f"UPDATE story_titles SET story_id = {p} WHERE story_id = {p}", (older, younger))
+        if members:
+            self._grow(db, older, members)
+        db.execute(
+            f"UPDATE stories SET merged_into = {p}, size = 0 WHERE id = {p}", (older, younger)
+        )
+
+    def _prune_stories(self, db: Connection, before_us: int) -> None:
+        """After the articles published before `before_us` were deleted: the stories they
+        all belonged to go, and those they partly did count what is left."""
+        p = self.db.param
+        db.execute(f"DELETE FROM story_members WHERE published_us < {p}", (before_us,))
+        for table in ("story_terms", "story_publishers", "story_titles", "search_stories"):
+            db.execute(
+                f"DELETE FROM {table} WHERE story_id IN"
+                f" (SELECT id FROM stories WHERE last_us < {p})",
+                (before_us,),
+            )
+        db.execute(f"DELETE FROM stories WHERE last_us < {p}", (before_us,))
+        partly = f"SELECT id FROM stories WHERE first_us < {p} AND merged_into IS NULL"
+        db.execute(f"DELETE FROM story_publishers WHERE story_id IN ({partly})", (before_us,))
+        db.execute(
+            "INSERT INTO story_publishers(story_id, publisher) SELECT DISTINCT m.story_id,"
+            " COALESCE(a.publisher, a.source, '') FROM story_members m JOIN articles a"
+            f" ON a.id = m.article_id WHERE m.story_id IN ({partly})",
+            (before_us,),
+        )
+        db.execute(
+            "UPDATE stories SET size = (SELECT count(*) FROM story_members m WHERE m.story_id"
+            " = stories.id), publishers = (SELECT count(*) FROM story_publishers s"
+            " WHERE s.story_id = stories.id), first_us = (SELECT min(published_us) FROM"
+            f" story_members m WHERE m.story_id = stories.id) WHERE first_us < {p}"
+            " AND merged_into IS NULL",
+            (before_us,),
+        )
+
+    def _rebuild_stories(self, db: Connection) -> int:
+        """Every story made anew from the archive, earliest article first; how many
+        articles were placed."""
+        for table in ("story_members", "story_terms", "story_words", "story_titles",
+                      "story_publishers", "search_stories", "stories"):  # fmt: skip
+            db.execute(f"DELETE FROM {table}")
+        p, done, after = self.db.param, 0, (-(2**62), 0)
+        while True:
+            rows = db.execute(
+                f"SELECT {ARRIVAL_COLUMNS} FROM articles a WHERE a.published_us > {p}"
+                f" OR (a.published_us = {p} AND a.id > {p}) ORDER BY a.published_us, a.id"
+                f" LIMIT {p}",
+                (after[0], after[0], after[1], REBUILD_ROWS),
+            ).fetchall()
+            if not rows:
+                return done
+            with self._pipelined(db):
+                for row in rows:
+                    self._place(db, arrival_of(row))
+            done += len(rows)
+            after = (rows[-1][3], rows[-1][0])
