@@ -136,18 +136,20 @@ class Stories(StoryReads):
                 words, arrival.published_us, [c for c, _ in candidates], weights, rules
             )
             state = next((s for c, s in candidates if c.story_id == story_id), None)
-        if story_id is None:
+        if story_id is None:  # founded whole in one statement: most articles found one
+            centroid = dict.fromkeys(sorted(words), 1)
             story_id = db.execute(
                 "INSERT INTO stories(title, lead_id, lead_rank, lead_us, size, publishers,"
                 " providers, first_us, last_us, updated_us, centroid, norm) VALUES"
-                f" ({p}, {p}, {p}, {p}, 0, 0, '', {p}, {p}, {self.db.now}, '{{}}', 0)"
+                f" ({p}, {p}, {p}, {p}, 1, 1, {p}, {p}, {p}, {self.db.now}, {p}, {p})"
                 " RETURNING id",
-                (arrival.title, arrival.id, *arrival.lead_key, arrival.published_us,
-                 arrival.published_us),
+                (arrival.title, arrival.id, *arrival.lead_key, arrival.provider,
+                 arrival.published_us, arrival.published_us,
+                 json.dumps(centroid, separators=(",", ":")), norm(centroid, weights)),
             ).fetchone()[0]  # fmt: skip
-            state = StoryState(arrival.title, arrival.id, *arrival.lead_key, "",
-                               arrival.published_us, arrival.published_us, "{}")  # fmt: skip
-        self._grow(db, story_id, [arrival], state=state, known=weights)
+            self._enlist(db, story_id, [arrival])
+        else:
+            self._grow(db, story_id, [arrival], state=state, known=weights)
         if words:
             db.execute(
                 "INSERT INTO story_terms(story_id, word, last_us) VALUES "
@@ -260,6 +262,26 @@ class Stories(StoryReads):
             found.append((centroid, state))
         return found
 
+    def _enlist(self, db: Connection, story_id: int, members: Sequence[Arrival]) -> None:
+        """`members` are the story's, and their publishers among its publishers."""
+        p = self.db.param
+        self._publishers(db, story_id, members)
+        db.execute(
+            "INSERT INTO story_members(article_id, story_id, published_us) VALUES "
+            + ", ".join([f"({p}, {p}, {p})"] * len(members))
+            + " ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id",
+            [v for m in members for v in (m.id, story_id, m.published_us)],
+        )
+
+    def _publishers(self, db: Connection, story_id: int, members: Sequence[Arrival]) -> None:
+        p, publishers = self.db.param, sorted({m.publisher for m in members})
+        db.execute(
+            "INSERT INTO story_publishers(story_id, publisher) VALUES "
+            + ", ".join([f"({p}, {p})"] * len(publishers))
+            + " ON CONFLICT DO NOTHING",
+            [v for name in publishers for v in (story_id, name)],
+        )
+
     def _grow(
         self,
         db: Connection,
@@ -295,22 +317,15 @@ class Stories(StoryReads):
                 words.update(set(significant(member.title)))
         grown = kept(words)
         weights = dict(known or {})
-        weights.update(self._weights(db, grown.keys() - weights.keys()) if grown else {})
-        publishers = sorted({m.publisher for m in members})
-        db.execute(
-            "INSERT INTO story_publishers(story_id, publisher) VALUES "
-            + ", ".join([f"({p}, {p})"] * len(publishers))
-            + " ON CONFLICT DO NOTHING",
-            [v for name in publishers for v in (story_id, name)],
-        )
+        missing = grown.keys() - weights.keys()
+        if missing:
+            weights.update(self._weights(db, missing))
         if counted:
-            db.execute(
-                "INSERT INTO story_members(article_id, story_id, published_us) VALUES "
-                + ", ".join([f"({p}, {p}, {p})"] * len(members))
-                + " ON CONFLICT (article_id) DO UPDATE SET story_id = excluded.story_id",
-                [v for m in members for v in (m.id, story_id, m.published_us)],
-            )
-        else:  # a member's time may have moved either way: the span anew
+            self._enlist(db, story_id, members)
+        else:
+            self._publishers(
+                db, story_id, members
+            )  # a member's time may have moved either way: the span anew
             db.execute(
                 "UPDATE story_members SET published_us = (SELECT a.published_us FROM"
                 " articles a WHERE a.id = story_members.article_id) WHERE article_id IN"

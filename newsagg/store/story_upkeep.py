@@ -5,6 +5,7 @@ placed anew (`newsagg stories rebuild`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from newsagg.store.dialect import Connection
 from newsagg.store.stories import (
@@ -18,6 +19,14 @@ from newsagg.store.stories import (
 from newsagg.stories.clustering import Centroid, mergeable
 
 MERGED_UPTO = "stories_merged_upto"  # `meta`: updated_us the merge step has looked at
+# A story looks for the stories it may merge with through its words most held: each one
+# looked up costs its postings, and a story's rarely held words tell the least of it.
+MERGE_WORDS = 12
+
+
+def _telling(words: Mapping[str, int]) -> set[str]:
+    """The MERGE_WORDS words most held by a story's members (of equals, in word order)."""
+    return set(sorted(words, key=lambda w: (-words[w], w))[:MERGE_WORDS])
 
 
 class StoryUpkeep(Stories):
@@ -63,7 +72,7 @@ class StoryUpkeep(Stories):
                 others = [
                     c
                     for c, _ in self._candidates(
-                        db, set(story.words), story.first_us, self.story_rules.merge_min_shared
+                        db, _telling(story.words), story.first_us, self.story_rules.merge_min_shared
                     )
                     if c.story_id != story_id and c.story_id not in gone
                 ]
