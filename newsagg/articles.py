@@ -35,8 +35,8 @@ def archived_json(article_id: int, data: str, story: StoryRef | None) -> bytes:
     """An archive row's public JSON (as GET /articles shows it): the id put before the
     fields saved with it, without parsing them, and its story after them."""
     fields = b'{"id":%d,' % article_id + data[1:-1].encode()
-    if story is None:  # an article saved while another instance migrates, not yet placed
-        return fields + b"}"
+    if story is None:  # saved by an older release during a rolling upgrade, not yet placed
+        return fields + b',"story":null}'
     return fields + b',"story":' + json.dumps(story.public(), separators=(",", ":")).encode() + b"}"
 
 

@@ -371,3 +371,19 @@ def test_pruning_takes_the_stories_of_the_articles_it_takes(store: Store) -> Non
     assert isinstance(left, StoryRecord)
     assert (left.size, left.publishers) == (1, 1)
     assert store.story(alone_story) is None
+
+
+def test_an_article_without_a_story_is_placed_by_the_upkeep(store: Store) -> None:
+    """As one saved by an older release during a rolling upgrade: shown with `story` null
+    until the upkeep's next step places it."""
+    (article_id,) = store.save_articles([article("Quake hits island", "AP")])
+    with store.db.transaction() as db:  # as if its save had never placed it
+        for table in ("story_members", "story_terms", "story_titles", "story_publishers"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("DELETE FROM stories")
+    shown = store.article(article_id)
+    assert shown is not None and shown["story"] is None
+    assert store.place_strays(50) == 1
+    shown = store.article(article_id)
+    assert shown is not None and shown["story"]["size"] == 1
+    assert store.place_strays(50) == 0

@@ -373,7 +373,7 @@ class Archive(StoryUpkeep):
         if not rows:
             return None
         fields, story = json.loads(rows[0][0]), story_ref(*rows[0][1:])
-        return fields if story is None else {**fields, "story": story.public()}
+        return {**fields, "story": None if story is None else story.public()}
 
     def prune_articles(self, published_before: datetime) -> int:
         """Forget the articles published before then; answer how many."""
