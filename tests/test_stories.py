@@ -27,7 +27,6 @@ from newsagg.stories.model import StoryRecord
 pytestmark = pytest.mark.timeout(120)
 
 EVAL = Path(__file__).parent.parent / "bench" / "stories"
-CATEGORIES = {"b": "business", "e": "entertainment", "t": "technology", "m": "health"}
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -80,28 +79,11 @@ def stories_of(store: Store, ids: list[int]) -> list[int]:
 def real_headlines(store: Store) -> tuple[list[dict[str, Any]], list[int]]:
     """The evaluation set (3,281 real headlines of April 2014, 620 gold stories) saved day
     by day in pages, as the harvester saves them: its rows and their article ids."""
-    rows = _evaluate_module().load(EVAL / "eval.jsonl")
+    evaluate = _evaluate_module()
+    rows = evaluate.load(EVAL / "eval.jsonl")
     ids: list[int] = []
     for start in range(0, len(rows), 100):
-        batch = [
-            ArticleRecord(
-                row["url"],
-                1,
-                {
-                    "title": row["title"],
-                    "description": row["description"],
-                    "url": row["url"],
-                    "source": "newsapi",
-                    "publisher": row["publisher"],
-                    "author": None,
-                    "image_url": None,
-                    "category": CATEGORIES[row["category"]],
-                    "published_at": row["published_at"].replace("Z", "+00:00"),
-                },
-            )
-            for row in rows[start : start + 100]
-        ]
-        ids += store.save_articles(batch)
+        ids += store.save_articles(evaluate.record(row) for row in rows[start : start + 100])
     return rows, ids
 
 
@@ -159,29 +141,30 @@ def background(store: Store) -> None:
     )
 
 
+def helios_event(hn_hours_ago: float) -> list[ArticleRecord]:
+    """One event told by the Guardian, a NewsAPI relay and an HN link, in their own words."""
+    return [
+        article(
+            "Helios Labs unveils solid-state battery for electric trucks",
+            "The Guardian",
+            source="guardian",
+            hours_ago=3,
+        ),
+        article(
+            "Electric trucks to get solid-state battery from Helios Labs", "Reuters", hours_ago=2
+        ),
+        article(
+            "Helios Labs' solid-state battery promises 800-mile electric trucks",
+            "Hacker News",
+            source="hackernews",
+            hours_ago=hn_hours_ago,
+        ),
+    ]
+
+
 def test_three_outlets_of_one_event_on_three_providers_are_one_story(store: Store) -> None:
     background(store)
-    ids = store.save_articles(
-        [
-            article(
-                "Helios Labs unveils solid-state battery for electric trucks",
-                "The Guardian",
-                source="guardian",
-                hours_ago=3,
-            ),
-            article(
-                "Electric trucks to get solid-state battery from Helios Labs",
-                "Reuters",
-                hours_ago=2,
-            ),
-            article(
-                "Helios Labs' solid-state battery promises 800-mile electric trucks",
-                "Hacker News",
-                source="hackernews",
-                hours_ago=1,
-            ),
-        ]
-    )
+    ids = store.save_articles(helios_event(hn_hours_ago=1))
     refs = store.story_refs(ids)
     assert len({refs[i].id for i in ids}) == 1
     story = refs[ids[0]]
@@ -266,27 +249,7 @@ def test_grouped_by_story_each_story_is_one_row_across_pages(store: Store) -> No
     """GET /articles?group=story's core: a story appears once, where its newest article
     passing the filters would appear, showing its best such article and the others."""
     background(store)
-    guardian, reuters, hn = store.save_articles(
-        [
-            article(
-                "Helios Labs unveils solid-state battery for electric trucks",
-                "The Guardian",
-                source="guardian",
-                hours_ago=3,
-            ),
-            article(
-                "Electric trucks to get solid-state battery from Helios Labs",
-                "Reuters",
-                hours_ago=2,
-            ),
-            article(
-                "Helios Labs' solid-state battery promises 800-mile electric trucks",
-                "Hacker News",
-                source="hackernews",
-                hours_ago=0.5,
-            ),
-        ]
-    )
+    guardian, reuters, hn = store.save_articles(helios_event(hn_hours_ago=0.5))
     grouped = group_by_story(store, ArchiveQuery(limit=100), 100)
     shown = [json.loads(item.json) for item in grouped.items]
     assert len(shown) == len(BACKGROUND) + 1

@@ -19,9 +19,27 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from newsagg.store.archive import ArticleRecord
 from newsagg.stories.words import title_key
 
 Article = dict[str, Any]
+CATEGORIES = {"b": "business", "e": "entertainment", "t": "technology", "m": "health"}
+
+
+def record(row: Article) -> ArticleRecord:
+    """A row of the set as the archive saves an article: a NewsAPI relay of its outlet."""
+    data = {
+        "title": row["title"],
+        "description": row["description"],
+        "url": row["url"],
+        "source": "newsapi",
+        "publisher": row["publisher"],
+        "author": None,
+        "image_url": None,
+        "category": CATEGORIES[row["category"]],
+        "published_at": row["published_at"].replace("Z", "+00:00"),
+    }
+    return ArticleRecord(row["url"], 1, data)
 
 
 def pairs(labels: Sequence[Hashable]) -> int:

@@ -11,14 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from newsagg.store.archive import ArticleRecord
 from newsagg.store.sqlite import SqliteStore
 from newsagg.stories.clustering import StoryRules
 
 sys.path.insert(0, str(Path(__file__).parent))
 import evaluate
-
-CATEGORIES = {"b": "business", "e": "entertainment", "t": "technology", "m": "health"}
 
 
 def run(rows: list[dict], rules: StoryRules) -> tuple[dict, dict]:
@@ -28,24 +25,7 @@ def run(rows: list[dict], rules: StoryRules) -> tuple[dict, dict]:
         store.migrate()
         ids: list[int] = []
         for start in range(0, len(rows), 100):
-            ids += store.save_articles(
-                ArticleRecord(
-                    row["url"],
-                    1,
-                    {
-                        "title": row["title"],
-                        "description": row["description"],
-                        "url": row["url"],
-                        "source": "newsapi",
-                        "publisher": row["publisher"],
-                        "author": None,
-                        "image_url": None,
-                        "category": CATEGORIES[row["category"]],
-                        "published_at": row["published_at"].replace("Z", "+00:00"),
-                    },
-                )
-                for row in rows[start : start + 100]
-            )
+            ids += store.save_articles(evaluate.record(row) for row in rows[start : start + 100])
         refs = store.story_refs(ids)
         joined = evaluate.score(rows, [refs[i].id for i in ids])
         while store.merge_stories(1_000)[0]:
