@@ -101,19 +101,25 @@ class Upkeep:
         """The step that is due now, whoever holds the lease (the thread takes it only while
         leading): see the module's docstring."""
         started = time.perf_counter()
-        expired = self._store.expire_bodies(EXPIRE_ROWS)
-        placed = 0 if expired else self._store.place_strays(EXPIRE_ROWS)
-        looked = 0 if expired or placed else self._store.merge_stories(MERGE_STORIES)[0]
-        if expired:
-            seconds = time.perf_counter() - started
-            step = UpkeepStep("expire", seconds, more=expired == EXPIRE_ROWS)
-        elif placed:
-            seconds = time.perf_counter() - started
-            step = UpkeepStep("place strays", seconds, more=placed == EXPIRE_ROWS)
-        elif looked == MERGE_STORIES:  # more to look at: the engine's step waits its turn
-            step = UpkeepStep("merge stories", time.perf_counter() - started, more=True)
-        else:  # stories arriving all the time must not starve the engine's upkeep
-            step = self._store.upkeep_step(self.budget_seconds)
+        store = self._store
+        step = None
+        for work, done, full in (
+            ("expire", lambda: store.expire_bodies(EXPIRE_ROWS), EXPIRE_ROWS),
+            ("place strays", lambda: store.place_strays(EXPIRE_ROWS), EXPIRE_ROWS),
+            (
+                "merge stories",
+                lambda: store.merge_stories(MERGE_STORIES, self.budget_seconds)[0],
+                MERGE_STORIES,
+            ),
+        ):
+            count = done()
+            if count:
+                step = UpkeepStep(work, time.perf_counter() - started, more=count == full)
+                break
+        # A merge step that found less than a full step's work leaves the turn to the
+        # engine's: stories grow with every save, and must not starve the rest.
+        if step is None or (step.work == "merge stories" and not step.more):
+            step = store.upkeep_step(self.budget_seconds)
         if step.seconds >= SLOW_STEP_SECONDS:
             log.warning("upkeep: %s took %.0f ms", step.work, step.seconds * 1000)
         elif step.work == "analyze":

@@ -144,7 +144,7 @@ class ArchiveStore(Backend, Protocol):
         """Forget the articles published before then; answer how many."""
         ...
 
-    def merge_stories(self, limit: int) -> tuple[int, int]:
+    def merge_stories(self, limit: int, budget_seconds: float = float("inf")) -> tuple[int, int]:
         """The stories' periodic merge step (newsagg.store.stories)."""
         ...
 

@@ -5,6 +5,7 @@ placed anew (`newsagg stories rebuild`)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 
 from newsagg.store.dialect import Connection
@@ -18,7 +19,7 @@ from newsagg.store.stories import (
 )
 from newsagg.stories.clustering import Centroid, mergeable
 
-MERGED_UPTO = "stories_merged_upto"  # `meta`: updated_us the merge step has looked at
+MERGED_UPTO = "stories_merged_upto"  # `meta`: "updated_us id" the merge step looked at last
 # A story looks for the stories it may merge with through its words most held: each one
 # looked up costs its postings, and a story's rarely held words tell the least of it.
 MERGE_WORDS = 12
@@ -44,52 +45,66 @@ class StoryUpkeep(Stories):
             self._place_all(db, [arrival_of(row) for row in rows])
             return len(rows)
 
-    def merge_stories(self, limit: int) -> tuple[int, int]:
+    def merge_stories(self, limit: int, budget_seconds: float = float("inf")) -> tuple[int, int]:
         """The periodic, stricter step: stories grown since the last step are compared with
         the stories sharing their words (mergeable); the younger of two that tell one event
-        joins the older, whose id it then points at. At most `limit` stories looked at:
+        joins the older, whose id it then points at. At most `limit` stories looked at, and
+        none more once `budget_seconds` are spent (the step holds the writers' turn):
         (how many were, how many merged)."""
-        p, merged = self.db.param, 0
+        p, merged, started = self.db.param, 0, time.perf_counter()
         with self.db.transaction() as db:
             self._articles_turn(db)
             row = db.execute(f"SELECT value FROM meta WHERE name = {p}", (MERGED_UPTO,)).fetchone()
+            since_us, since_id = (int(part) for part in (row[0] if row else "0 0").split())
             grown = db.execute(
                 f"SELECT s.id, s.updated_us, s.norm, {STATE_COLUMNS} FROM stories s"
-                f" WHERE s.updated_us > {p} AND s.merged_into IS NULL"
-                f" ORDER BY s.updated_us, s.id LIMIT {p}",
-                (int(row[0]) if row else 0, limit),
+                f" WHERE (s.updated_us > {p} OR (s.updated_us = {p} AND s.id > {p}))"
+                f" AND s.merged_into IS NULL ORDER BY s.updated_us, s.id LIMIT {p}",
+                (since_us, since_us, since_id, limit),
             ).fetchall()
-            if not grown:
-                return 0, 0
             gone: set[int] = set()
-            for story_id, _, story_norm, *values in grown:
+            looked = 0
+            for story_id, updated_us, story_norm, *values in grown:
+                if looked and time.perf_counter() - started > budget_seconds:
+                    break
+                looked += 1
+                since_us, since_id = updated_us, story_id
+                if story_id in gone:
+                    continue
                 state = StoryState(*values)
                 story = Centroid(
                     story_id, state.first_us, state.last_us, json.loads(state.centroid), story_norm
                 )
-                if story_id in gone or len(story.words) < self.story_rules.merge_min_shared:
-                    continue
-                others = [
-                    c
-                    for c, _ in self._candidates(
-                        db, _telling(story.words), story.first_us, self.story_rules.merge_min_shared
-                    )
-                    if c.story_id != story_id and c.story_id not in gone
-                ]
-                weights = self._weights(db, set(story.words).union(*(c.words for c in others)))
-                for other in sorted(others, key=lambda c: c.story_id):
-                    if mergeable(story, other, weights, self.story_rules):
-                        older, younger = sorted((story_id, other.story_id))
-                        self._merge(db, younger, older)
-                        gone.add(younger)
-                        merged += 1
-                        break
-            db.execute(f"DELETE FROM meta WHERE name = {p}", (MERGED_UPTO,))
-            db.execute(
-                f"INSERT INTO meta(name, value) VALUES ({p}, {p})",
-                (MERGED_UPTO, str(grown[-1][1])),
+                merged += self._merge_one(db, story, gone)
+            if looked:
+                db.execute(f"DELETE FROM meta WHERE name = {p}", (MERGED_UPTO,))
+                db.execute(
+                    f"INSERT INTO meta(name, value) VALUES ({p}, {p})",
+                    (MERGED_UPTO, f"{since_us} {since_id}"),
+                )
+        return looked, merged
+
+    def _merge_one(self, db: Connection, story: Centroid, gone: set[int]) -> int:
+        """Story `story` merged with the first (lowest id) candidate that tells its event,
+        if any: 1 if so (the younger's id then in `gone`), else 0."""
+        rules = self.story_rules
+        if len(story.words) < rules.merge_min_shared:
+            return 0
+        others = [
+            c
+            for c, _ in self._candidates(
+                db, _telling(story.words), story.first_us, rules.merge_min_shared
             )
-        return len(grown), merged
+            if c.story_id != story.story_id and c.story_id not in gone
+        ]
+        weights = self._weights(db, set(story.words).union(*(c.words for c in others)))
+        for other in sorted(others, key=lambda c: c.story_id):
+            if mergeable(story, other, weights, rules):
+                older, younger = sorted((story.story_id, other.story_id))
+                self._merge(db, younger, older)
+                gone.add(younger)
+                return 1
+        return 0
 
     def _merge(self, db: Connection, younger: int, older: int) -> None:
         """Story `younger` joins `older`: its articles, words, titles and publishers move,
