@@ -268,7 +268,8 @@ def test_a_story_names_the_provider_of_each_article_it_shows(service, client, us
     story = client.get(f"/stories/{article['story']['id']}", headers=user_headers).json()
     assert story["articles"] == [article]
     assert story["last_published_at"] == story["first_published_at"] == article["published_at"]
-    assert "guardian" in story["providers"]
+    # Its only article is the Guardian's record now: one provider, one publisher.
+    assert (story["providers"], story["publishers"], story["size"]) == (["guardian"], 1, 1)
 
 
 def test_an_unknown_story_is_a_problem_404(client, user_headers, archive):

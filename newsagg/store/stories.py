@@ -273,6 +273,32 @@ class Stories(StoryReads):
             [v for m in members for v in (m.id, story_id, m.published_us)],
         )
 
+    def _recount(
+        self, db: Connection, story_id: int, members: Sequence[Arrival]
+    ) -> tuple[int, int, set[str]]:
+        """After members' records were replaced (another provider's, publisher, time): the
+        story's publishers, and its span and providers, read anew from its members."""
+        p = self.db.param
+        db.execute(
+            "UPDATE story_members SET published_us = (SELECT a.published_us FROM articles a"
+            " WHERE a.id = story_members.article_id) WHERE article_id IN"
+            f" ({', '.join([p] * len(members))})",
+            [m.id for m in members],
+        )
+        db.execute(f"DELETE FROM story_publishers WHERE story_id = {p}", (story_id,))
+        db.execute(
+            "INSERT INTO story_publishers(story_id, publisher) SELECT DISTINCT m.story_id,"
+            " COALESCE(a.publisher, a.source, '') FROM story_members m JOIN articles a"
+            f" ON a.id = m.article_id WHERE m.story_id = {p}",
+            (story_id,),
+        )
+        rows = db.execute(
+            "SELECT min(m.published_us), max(m.published_us), a.source FROM story_members m"
+            f" JOIN articles a ON a.id = m.article_id WHERE m.story_id = {p} GROUP BY a.source",
+            (story_id,),
+        ).fetchall()
+        return min(r[0] for r in rows), max(r[1] for r in rows), {r[2] for r in rows}
+
     def _publishers(self, db: Connection, story_id: int, members: Sequence[Arrival]) -> None:
         p, publishers = self.db.param, sorted({m.publisher for m in members})
         db.execute(
@@ -323,20 +349,7 @@ class Stories(StoryReads):
         if counted:
             self._enlist(db, story_id, members)
         else:
-            self._publishers(
-                db, story_id, members
-            )  # a member's time may have moved either way: the span anew
-            db.execute(
-                "UPDATE story_members SET published_us = (SELECT a.published_us FROM"
-                " articles a WHERE a.id = story_members.article_id) WHERE article_id IN"
-                f" ({', '.join([p] * len(members))})",
-                [m.id for m in members],
-            )
-            first_us, last_us = db.execute(
-                "SELECT min(published_us), max(published_us) FROM story_members"
-                f" WHERE story_id = {p}",
-                (story_id,),
-            ).fetchone()
+            first_us, last_us, names = self._recount(db, story_id, members)
         (key_rank, key_us), lead_id, title = lead
         db.execute(
             f"UPDATE stories SET title = {p}, lead_id = {p}, lead_rank = {p}, lead_us = {p},"
