@@ -22,14 +22,12 @@ from newsagg.query.analysis import Analyzer
 from newsagg.query.syntax import Node
 from newsagg.query.upstream import answer_key
 from newsagg.store.dialect import Connection, scans
-from newsagg.store.migrations import TEXT_FIELDS
+from newsagg.store.migrations import NEWEST_ARTICLE_ID, TEXT_FIELDS
 from newsagg.store.stories import Arrival
 from newsagg.store.story_upkeep import StoryUpkeep
 from newsagg.stories.model import StoryRef, story_ref
 
 Sort = Literal["published", "relevance"]
-# The newest article id (0 for an empty archive): ids above it are new.
-NEWEST_ARTICLE_ID = "SELECT COALESCE(MAX(id), 0) FROM articles"
 
 
 @dataclass(frozen=True, slots=True)

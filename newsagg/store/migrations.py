@@ -33,6 +33,8 @@ DIALECTS: dict[str, dict[str, str]] = {
 # The article fields kept as columns besides the JSON (published_us: microseconds since
 # the epoch, UTC; added_us: when the archive first kept it, on the store's clock).
 TEXT_FIELDS = ("title", "description", "source", "publisher", "author", "image_url", "category")
+# The newest article id (0 for an empty archive): ids above it are new.
+NEWEST_ARTICLE_ID = "SELECT COALESCE(MAX(id), 0) FROM articles"
 ARCHIVE_COLUMNS = (
     *(f"{name} TEXT" for name in TEXT_FIELDS),
     "published_us BIGINT",

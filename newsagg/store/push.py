@@ -12,8 +12,8 @@ from dataclasses import astuple, dataclass
 from itertools import chain
 from typing import Any
 
-from newsagg.store.archive import NEWEST_ARTICLE_ID
 from newsagg.store.dialect import Connection, Repository
+from newsagg.store.migrations import NEWEST_ARTICLE_ID
 from newsagg.stories.model import StoryRef, story_ref
 
 SEARCH_FIELDS = (

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from newsagg.store.archive import NEWEST_ARTICLE_ID
 from newsagg.store.base import UpkeepStep
+from newsagg.store.migrations import NEWEST_ARTICLE_ID
 
 T = TypeVar("T")
 

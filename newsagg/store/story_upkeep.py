@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 
 from newsagg.store.dialect import Connection
+from newsagg.store.migrations import NEWEST_ARTICLE_ID
 from newsagg.store.stories import (
     ARRIVAL_COLUMNS,
     REBUILD_ROWS,
@@ -20,6 +21,7 @@ from newsagg.store.stories import (
 from newsagg.stories.clustering import Centroid, mergeable
 
 STRAYS_UPTO = "stories_strays_upto"  # `meta`: the article id place_strays looked up to
+STRAY_SPAN = 5_000  # article ids a step of place_strays looks at
 MERGED_UPTO = "stories_merged_upto"  # `meta`: "updated_us id" the merge step looked at last
 # A story looks for the stories it may merge with through its words most held: each one
 # looked up costs its postings, and a story's rarely held words tell the least of it.
@@ -32,32 +34,34 @@ def _telling(words: Mapping[str, int]) -> set[str]:
 
 
 class StoryUpkeep(Stories):
-    def newest_article_id(self) -> int:
-        """The highest article id (newsagg.store.archive)."""
-        raise NotImplementedError
-
     def place_strays(self, limit: int) -> int:
         """Articles without a story (saved by an instance of an older release while a newer
-        one migrated) placed in one, at most `limit`; how many. Only the articles that
-        arrived since the last look are looked at (`STRAYS_UPTO`): a step costs what
-        arrived, not the archive."""
+        one migrated) placed in one, at most `limit`; how many. A step looks at the
+        articles arrived since the last look, STRAY_SPAN ids at most (`STRAYS_UPTO`): it
+        costs what arrived, never the archive."""
         p = self.db.param
         with self.db.transaction() as db:
             self._articles_turn(db)
             row = db.execute(f"SELECT value FROM meta WHERE name = {p}", (STRAYS_UPTO,)).fetchone()
             upto = int(row[0]) if row else 0
             rows = db.execute(
-                f"SELECT {ARRIVAL_COLUMNS} FROM articles a WHERE a.id > {p} AND NOT EXISTS"
-                " (SELECT 1 FROM story_members m WHERE m.article_id = a.id)"
+                f"SELECT {ARRIVAL_COLUMNS} FROM articles a WHERE a.id > {p} AND a.id <= {p}"
+                " AND NOT EXISTS (SELECT 1 FROM story_members m WHERE m.article_id = a.id)"
                 f" ORDER BY a.id LIMIT {p}",
-                (upto, limit),
+                (upto, upto + STRAY_SPAN, limit),
             ).fetchall()
             self._place_all(db, [arrival_of(row) for row in rows])
-            # Less than a step's worth: every article up to the newest has a story now.
-            upto = rows[-1][0] if len(rows) == limit else self.newest_article_id()
-            db.execute(f"DELETE FROM meta WHERE name = {p}", (STRAYS_UPTO,))
-            db.execute(f"INSERT INTO meta(name, value) VALUES ({p}, {p})", (STRAYS_UPTO, str(upto)))
+            # Less than a step's worth: every article of the span has a story now.
+            upto = rows[-1][0] if len(rows) == limit else upto + STRAY_SPAN
+            self._strays_upto(db, min(upto, db.execute(NEWEST_ARTICLE_ID).fetchone()[0]))
             return len(rows)
+
+    def _strays_upto(self, db: Connection, article_id: int) -> None:
+        p = self.db.param
+        db.execute(f"DELETE FROM meta WHERE name = {p}", (STRAYS_UPTO,))
+        db.execute(
+            f"INSERT INTO meta(name, value) VALUES ({p}, {p})", (STRAYS_UPTO, str(article_id))
+        )
 
     def merge_stories(self, limit: int, budget_seconds: float = float("inf")) -> tuple[int, int]:
         """The periodic, stricter step: stories grown since the last step are compared with
@@ -195,6 +199,7 @@ class StoryUpkeep(Stories):
                 (after[0], after[0], after[1], REBUILD_ROWS),
             ).fetchall()
             if not rows:
+                self._strays_upto(db, db.execute(NEWEST_ARTICLE_ID).fetchone()[0])
                 return done
             with self._pipelined(db):
                 for row in rows:
