@@ -93,15 +93,15 @@ def group_by_story(store: Store, query: ArchiveQuery, limit: int) -> Grouped:
 
 
 def _shown(row: ArchivedRow, members: list[Member], passing: _Filter) -> FeedItem | None:
-    """What `row`'s story shows, if `row` is where it appears (its newest passing member)."""
-    candidates = [m for m in members if m.published_us >= row.position]
-    newest = max(
-        (m for m in candidates if m.id == row.id or passing.passes(m)),
-        key=lambda m: (m.published_us, m.id),
-    )
+    """What `row`'s story shows, if `row` is where it appears (its newest passing member).
+    A row missing from its story's members (a merge between the two reads) shows itself."""
+    if all(m.id != row.id for m in members):
+        return FeedItem.archived(row.id, row.data, row.story)
+    shown = [m for m in members if m.id == row.id or passing.passes(m)]
+    newest = max(shown, key=lambda m: (m.published_us, m.id))
     if newest.id != row.id:
         return None
-    best = min((m for m in members if m.id == row.id or passing.passes(m)), key=_lead)
+    best = min(shown, key=_lead)
     also = [
         {"id": m.id, "publisher": fields["publisher"], "source": fields["source"],
          "url": fields["url"]}
