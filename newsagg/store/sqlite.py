@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from typing import Any, TypeVar
@@ -182,23 +182,29 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
     # -- schema ----------------------------------------------------------------------
 
     def migrate(self) -> list[Migration]:
-        # Autocommit mode, so that BEGIN IMMEDIATE (the write lock, taken before reading
-        # the version) and COMMIT are ours; DDL is transactional in SQLite.
+        return self._alone(
+            lambda db: apply_pending(
+                lambda sql, params: db.execute(sql, params or ()),
+                "sqlite",
+                lambda: self._reindex(db),
+                lambda: self._rebuild_stories(db),
+                self._migrations,
+            )
+        )
+
+    def _alone(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(db)` in one transaction holding the file's write lock from its start.
+        Autocommit mode, so that BEGIN IMMEDIATE (the lock, taken before anything is read)
+        and COMMIT are ours; DDL is transactional in SQLite."""
         with closing(_connect(self.path, isolation_level=None)) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                applied = apply_pending(
-                    lambda sql, params: db.execute(sql, params or ()),
-                    "sqlite",
-                    lambda: self._reindex(db),
-                    lambda: self._rebuild_stories(db),
-                    self._migrations,
-                )
+                done = work(db)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            return applied
+            return done
 
     def schema_version(self) -> int:
         db = self.db.connection()
@@ -211,15 +217,7 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
 
     def reindex(self) -> int:
         """The full-text index made anew with the store's analyzer; how many articles."""
-        with closing(_connect(self.path, isolation_level=None)) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                done = self._reindex(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return done
+        return self._alone(self._reindex)
 
     def _reindex(self, db: sqlite3.Connection) -> int:
         done = rebuild_index(db, self.analyzer, self._texts)
@@ -228,15 +226,7 @@ class SqliteStore(Keys, Ledger, Archive, Push, Leases):
 
     def rebuild_stories(self) -> int:
         """Every article placed in a story anew; how many."""
-        with closing(_connect(self.path, isolation_level=None)) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                done = self._rebuild_stories(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return done
+        return self._alone(self._rebuild_stories)
 
     def _articles_turn(self, db: sqlite3.Connection) -> None:
         self.db.take_turns(db, None)
