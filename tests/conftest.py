@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from edge.app import create_app
 from edge.demo import pointed_at
 from newsagg.service import Service, build_service
 from newsagg.settings import Settings
+from newsagg.store import Store, open_store
 from providers.base import PROVIDER_NAMES, Article
 from simulator import Simulator
 
@@ -176,6 +177,14 @@ def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 
 @pytest.fixture
+def store(backend_settings: Settings) -> Iterator[Store]:
+    """A store on each backend in turn (`backend_settings`), migrated."""
+    opened = open_store(backend_settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def make_service(settings: Settings) -> Iterator[Callable[..., Service]]:
     """Build a service, optionally with settings changed; all are closed after the test."""
     built: list[Service] = []
@@ -279,4 +288,19 @@ def new_story(title: str) -> Article:
         image_url=None,
         category="technology",
         published_at=datetime.now(UTC),
+    )
+
+
+def merge_article(n: int, title: str, minutes_ago: int) -> Article:
+    """An article of a story told twice, for the tests that make two stories merge."""
+    return Article(
+        title=title,
+        description=None,
+        url=f"https://merges.example/{n}",
+        source="guardian",
+        publisher=f"Outlet {n}",
+        author=None,
+        image_url=None,
+        category="general",
+        published_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
     )

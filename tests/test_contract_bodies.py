@@ -13,18 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pg_server
 import pytest
+from conftest import merge_article
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 from edge.app import create_app, load_spec
 from newsagg.service import Service
-from providers.base import Article
 from simulator import Fault, Simulator
 
 SPEC: dict[str, Any] = load_spec()
@@ -128,20 +127,6 @@ def limited_service(make_service: Callable[..., Service]) -> Service:
     )
 
 
-def _article(n: int, title: str, minutes_ago: int) -> Article:
-    return Article(
-        title=title,
-        description=None,
-        url=f"https://merges.example/{n}",
-        source="guardian",
-        publisher=f"Outlet {n}",
-        author=None,
-        image_url=None,
-        category="general",
-        published_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
-    )
-
-
 def _url(path: str, **ids: int) -> str:
     """An operation's URL for these ids; a feed's with a well-formed token."""
     url = path.format(**ids)
@@ -177,8 +162,10 @@ def test_every_documented_status_has_a_live_body_that_validates(
 
         # Stories: two of one event, apart on arrival, then merged by the upkeep.
         archive = limited_service.feed.archive
-        archive.save([_article(1, "Zanzibar ferry strike halts Pemba crossings", 30)])
-        archive.save([_article(2, "Pemba crossings halted as Zanzibar ferry strike spreads", 10)])
+        archive.save([merge_article(1, "Zanzibar ferry strike halts Pemba crossings", 30)])
+        archive.save(
+            [merge_article(2, "Pemba crossings halted as Zanzibar ferry strike spreads", 10)]
+        )
         listed = check("listStories", c.get("/stories?q=zanzibar", headers=admin), 200)
         etag = {"If-None-Match": listed.headers["etag"]}
         check("listStories", c.get("/stories?q=zanzibar", headers=admin | etag), 304)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,13 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 HOUR_US = 3_600_000_000
-
-
-@pytest.fixture
-def store(backend_settings: Settings) -> Iterator[Store]:
-    opened = open_store(backend_settings)
-    yield opened
-    opened.close()
 
 
 def record(

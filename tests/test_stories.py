@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,13 +36,6 @@ def _evaluate_module() -> Any:
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def store(backend_settings: Settings) -> Iterator[Store]:
-    opened = open_store(backend_settings)
-    yield opened
-    opened.close()
 
 
 def article(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import problem_detail
+from conftest import merge_article, problem_detail
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
@@ -138,7 +138,7 @@ def test_trending_ranks_by_coverage_over_age(client, user_headers, archive):
     assert stories == _stories(client, user_headers, limit=100, sort="trending")["stories"]
 
 
-def test_newest_orders_by_the_last_article(client, user_headers, archive):
+def test_newest_orders_by_the_lastmerge_article(client, user_headers, archive):
     stories = _stories(client, user_headers, limit=100, sort="newest")["stories"]
     keys = [(_instant(s["last_published_at"]), s["id"]) for s in stories]
     assert keys == sorted(keys, reverse=True)
@@ -321,28 +321,14 @@ def test_the_swagger_ui_examples_find_stories(client, user_headers, archive):
 # -- merged stories ------------------------------------------------------------------------
 
 
-def _article(n: int, title: str, minutes_ago: int) -> Article:
-    return Article(
-        title=title,
-        description=None,
-        url=f"https://merges.example/{n}",
-        source="guardian",
-        publisher=f"Outlet {n}",
-        author=None,
-        image_url=None,
-        category="general",
-        published_at=datetime.now(UTC) - timedelta(minutes=minutes_ago),
-    )
-
-
 @pytest.fixture
 def merged(make_service: Callable[..., Service], bearer) -> tuple[Service, dict, int, int]:
     """Two stories of one event, kept apart on arrival (joining takes a cosine of 1 here),
     then merged by the stricter rule (5 shared words): (service, key, older, younger)."""
     service = make_service(story_threshold=1.0)
-    service.feed.archive.save([_article(1, "Zanzibar ferry strike halts Pemba crossings", 30)])
+    service.feed.archive.save([merge_article(1, "Zanzibar ferry strike halts Pemba crossings", 30)])
     service.feed.archive.save(
-        [_article(2, "Pemba crossings halted as Zanzibar ferry strike spreads", 10)]
+        [merge_article(2, "Pemba crossings halted as Zanzibar ferry strike spreads", 10)]
     )
     key = bearer(service.keys.create("merges", "unlimited").plaintext)
     with create_app(service=service).test_client() as c:
